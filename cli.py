@@ -1,0 +1,244 @@
+"""The ``kgrec`` command line: it parses options and calls the library; nothing more.
+
+Every :class:`kgrec.errors.KgrecError` becomes a one-line message on stderr and the
+error's exit code. Heavy libraries load inside the commands, so ``kgrec --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from kgrec.errors import ConfigError, KgrecError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="kgrec: a knowledge-graph, persona-driven session recommender.")
+
+
+class DatasetKind(str, Enum):
+    movielens = "movielens"
+    amazon = "amazon"
+    recbole = "recbole"
+    sasrec = "sasrec"
+    kgat = "kgat"
+
+
+GraphOpt = Annotated[Optional[str], typer.Option(
+    "--graph", help="Graph URI: neo4j://…, bolt://…, falkordb://host:port; unset = embedded FalkorDB",
+    envvar="KGREC_GRAPH_URI", show_envvar=True)]
+HomeOpt = Annotated[Optional[Path], typer.Option(
+    "--home", help="State dir (default ./.kgrec)", envvar="KGREC_HOME", show_envvar=True)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
+
+
+def _settings(**overrides: Any) -> Any:
+    from pydantic import ValidationError
+
+    from kgrec.settings import Settings
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise ConfigError(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from e
+
+
+def _store(settings: Any) -> Any:
+    from kgrec.kg.store import open_store
+
+    return open_store(settings)
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def _print_counts(counts: dict[str, dict[str, int]]) -> None:
+    from rich.table import Table
+
+    table = Table(title="graph")
+    table.add_column("kind")
+    table.add_column("name")
+    table.add_column("count", justify="right")
+    for name, n in counts["nodes"].items():
+        table.add_row("node", name, f"{n:,}")
+    for name, n in counts["relationships"].items():
+        table.add_row("relationship", name, f"{n:,}")
+    _console().print(table)
+
+
+def _print_rows(rows: list[dict[str, Any]], title: str | None = None) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    cols = list(rows[0]) if rows else []
+    for c in cols:
+        table.add_column(str(c))
+    for r in rows:
+        table.add_row(*[_fmt(r[c]) for c in cols])
+    _console().print(table)
+    if not rows:
+        _console().print("(no rows)")
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list) and len(v) > 8:
+        return f"[{', '.join(_fmt(x) for x in v[:8])}, … ({len(v)} values)]"
+    return str(v)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if hasattr(v, "properties"):  # a node / edge object
+        return {"labels": list(getattr(v, "labels", []) or []), "properties": _jsonable(v.properties)}
+    return str(v)
+
+
+# --- build / status / query ------------------------------------------------------------------
+@app.command()
+def build(
+    dataset: Annotated[DatasetKind, typer.Option("--dataset", "-d", help="Kind of input data")],
+    data: Annotated[Path, typer.Option("--data", help="File or folder with the data")],
+    graph: GraphOpt = None,
+    home: HomeOpt = None,
+    k_core: Annotated[int, typer.Option(help="Iterative k-core on users and items (<=1: off)")] = 5,
+    session_gap: Annotated[float, typer.Option(help="Inactivity gap that splits sessions, hours")] = 24.0,
+    embeddings: Annotated[bool, typer.Option(help="Encode item texts into Item.emb")] = True,
+    embedding_model: Annotated[Optional[str], typer.Option(
+        help="sentence-transformers name or path (default: offline all-MiniLM-L6-v2)")] = None,
+    strict: Annotated[bool, typer.Option(help="Fail on the first malformed line")] = False,
+    fresh: Annotated[bool, typer.Option(help="Clear the graph first (replace another build)")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load a data set, preprocess and split it, and write the knowledge graph."""
+    from kgrec.kg.build import BuildOptions
+    from kgrec.kg.build import build as run_build
+    from kgrec.progress import RichProgress
+
+    settings = _settings(home=home, graph_uri=graph)
+    options = BuildOptions(kind=dataset.value, data=data, k_core=k_core, session_gap_s=session_gap * 3600,
+                           embeddings=embeddings, embedding_model=embedding_model, strict=strict, fresh=fresh)
+    with _store(settings) as store:
+        summary = run_build(store, settings, options, RichProgress())
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict(), indent=2))
+        return
+    con = _console()
+    con.print(f"[bold]built[/] {summary.dataset} from {summary.data} in {summary.seconds.get('total', 0):.1f}s")
+    con.print("split: " + ", ".join(f"{k}={v}" for k, v in summary.split.items()))
+    if summary.malformed:
+        con.print(f"[yellow]{summary.malformed} malformed lines skipped[/], first: "
+                  + "; ".join(summary.malformed_examples))
+    if summary.embedded:
+        con.print(f"embeddings: {summary.embedded} items ({summary.embeddings_from_cache} from cache)")
+    _print_counts(summary.counts)
+
+
+@app.command()
+def status(graph: GraphOpt = None, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Node counts per label and relationship counts per type."""
+    settings = _settings(home=home, graph_uri=graph)
+    with _store(settings) as store:
+        counts = store.counts()
+    if as_json:
+        typer.echo(json.dumps(counts, indent=2))
+    else:
+        _print_counts(counts)
+
+
+def _parse_param(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise ConfigError(f"--param {text!r}: expected key=value")
+    key, raw = text.split("=", 1)
+    try:
+        return key.strip(), json.loads(raw)
+    except json.JSONDecodeError:
+        return key.strip(), raw
+
+
+@app.command()
+def query(
+    cypher: Annotated[Optional[str], typer.Argument(help="A read-only Cypher query")] = None,
+    file: Annotated[Optional[Path], typer.Option("-f", "--file", help="Read the query from a .cypher file")] = None,
+    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="key=value (JSON or text)")] = None,
+    graph: GraphOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a read query against the configured store (table or JSON rows)."""
+    from kgrec.cypher import split_statements
+
+    if (cypher is None) == (file is None):
+        raise ConfigError("give either a Cypher string or -f FILE")
+    if file is not None:
+        if not file.is_file():
+            raise ConfigError(f"no such query file: {file}")
+        text = file.read_text(encoding="utf-8")
+    else:
+        text = str(cypher)
+    statements = split_statements(text)
+    if len(statements) != 1:
+        raise ConfigError(f"expected one statement, found {len(statements)}")
+    params = dict(_parse_param(p) for p in (param or []))
+    settings = _settings(home=home, graph_uri=graph)
+    with _store(settings) as store:
+        rows = store.execute(statements[0], params, read_only=True)
+    if as_json:
+        typer.echo(json.dumps([_jsonable(r) for r in rows], indent=2))
+    else:
+        _print_rows(rows)
+
+
+@app.command()
+def demo(home: HomeOpt = None, graph: GraphOpt = None,
+         data: Annotated[Optional[Path], typer.Option(help="Demo data folder (default: the shipped data/demo)")]
+         = None) -> None:
+    """Build the shipped MovieLens-small sample end to end."""
+    from kgrec.pipeline import run_demo
+    from kgrec.progress import RichProgress
+
+    settings = _settings(home=home, graph_uri=graph)
+    run_demo(settings, RichProgress(), data_dir=data, console=_console())
+
+
+def main() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app(standalone_mode=False)
+    except KgrecError as e:
+        typer.echo(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as e:  # click usage errors and friends
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(1)
+        if isinstance(e, click.exceptions.Exit):
+            sys.exit(e.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

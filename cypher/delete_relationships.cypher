@@ -1,0 +1,2 @@
+MATCH ()-[r:{{rel_type}}]->()
+DELETE r

@@ -1,0 +1,3 @@
+MATCH ()-[r:{{rel_type}}]->()
+WHERE r.{{prop}} = $value
+DELETE r

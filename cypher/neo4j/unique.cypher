@@ -1,0 +1,1 @@
+CREATE CONSTRAINT {{name}} IF NOT EXISTS FOR (n:{{label}}) REQUIRE n.{{key}} IS UNIQUE

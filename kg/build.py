@@ -1,0 +1,185 @@
+"""``kgrec build``: data files → canonical tables → split → the knowledge graph.
+
+Every write is an idempotent MERGE, so a second build, or a build re-run after being
+killed half-way, ends with the same counts as one clean build.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kgrec.errors import ConfigError
+from kgrec.kg import graph_rows
+from kgrec.kg.store import GraphStore
+from kgrec.progress import NullProgress, ProgressReporter
+from kgrec.settings import Settings
+
+SPLIT_DIR = "split"
+BUILD_META = "build.json"
+
+
+@dataclass
+class BuildOptions:
+    kind: str
+    data: Path
+    k_core: int = 5
+    session_gap_s: float = 24 * 3600.0
+    embeddings: bool = True
+    embedding_model: str | None = None
+    strict: bool = False
+    fresh: bool = False
+
+
+@dataclass
+class BuildSummary:
+    dataset: str
+    data: str
+    split: dict[str, Any]
+    malformed: int
+    malformed_examples: list[str]
+    counts: dict[str, dict[str, int]]
+    written: dict[str, int] = field(default_factory=dict)
+    embedded: int = 0
+    embeddings_from_cache: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def split_dir(settings: Settings) -> Path:
+    return settings.home / SPLIT_DIR
+
+
+def read_build_meta(settings: Settings) -> dict[str, Any] | None:
+    path = settings.home / BUILD_META
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def load_split(settings: Settings) -> Any:
+    """The split saved by the last build (train/valid/test, items)."""
+    from kgrec.errors import NotFoundError
+    from kgrec.kg.preprocess import Split
+
+    d = split_dir(settings)
+    if not d.is_dir():
+        raise NotFoundError(f"no build found under {settings.home}; run `kgrec build` first")
+    return Split.load(d)
+
+
+def build(store: GraphStore, settings: Settings, options: BuildOptions,
+          progress: ProgressReporter | None = None) -> BuildSummary:
+    from kgrec.kg.loaders import load_dataset
+    from kgrec.kg.preprocess import preprocess
+
+    progress = progress or NullProgress()
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    with progress.stage(f"load {options.kind}") as advance:
+        ds = load_dataset(options.kind, options.data, strict=options.strict, progress=advance)
+    timings["load"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    with progress.stage("preprocess (dedupe, k-core, sessions, split)") as advance:
+        split = preprocess(ds, k_core=options.k_core, session_gap_s=options.session_gap_s)
+        advance(1)
+    timings["preprocess"] = time.perf_counter() - t
+
+    meta = read_build_meta(settings)
+    fingerprint = split.fingerprint()
+    if meta and meta.get("fingerprint") != fingerprint and not options.fresh:
+        counts = store.counts()
+        if counts["nodes"]:
+            raise ConfigError(
+                f"{store.uri} already holds a different build ({meta.get('dataset')} from {meta.get('data')}); "
+                "rerun with --fresh to replace it")
+    if options.fresh:
+        with progress.stage("clear the graph") as advance:
+            store.clear()
+            advance(1)
+
+    split.save(split_dir(settings))
+    settings.home.mkdir(parents=True, exist_ok=True)
+
+    written = write_graph(store, split, settings, progress, timings)
+
+    embedded = cached = 0
+    if options.embeddings:
+        t = time.perf_counter()
+        embedded, cached = write_item_embeddings(store, split, settings, progress,
+                                                 options.embedding_model or settings.embedding_model)
+        timings["embeddings"] = time.perf_counter() - t
+
+    counts = store.counts()
+    timings["total"] = time.perf_counter() - t0
+    summary = BuildSummary(
+        dataset=options.kind, data=str(options.data), split=dict(split.stats),
+        malformed=ds.report.malformed, malformed_examples=list(ds.report.examples), counts=counts,
+        written=written, embedded=embedded, embeddings_from_cache=cached,
+        seconds={k: round(v, 2) for k, v in timings.items()})
+    (settings.home / BUILD_META).write_text(json.dumps({
+        "dataset": options.kind, "data": str(options.data), "fingerprint": fingerprint,
+        "k_core": options.k_core, "session_gap_s": options.session_gap_s,
+        "embedding_model": (options.embedding_model or settings.embedding_model) if options.embeddings else None,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "counts": counts,
+    }, indent=2))
+    return summary
+
+
+def write_graph(store: GraphStore, split: Any, settings: Settings, progress: ProgressReporter,
+                timings: dict[str, float]) -> dict[str, int]:
+    """Schema first, then nodes, then relationships, all from the training split."""
+    written: dict[str, int] = {}
+    t = time.perf_counter()
+    store.ensure_schema()
+    timings["schema"] = time.perf_counter() - t
+
+    records = graph_rows.item_records(split.items)
+    known_items = {str(r["item"]) for r in records}
+    users = sorted(split.train["user"].astype(str).unique())
+
+    t = time.perf_counter()
+    with progress.stage("nodes: User", len(users)) as advance:
+        written["User"] = store.upsert_nodes("User", ({"key": u, "props": {}} for u in users), progress=advance)
+    with progress.stage("nodes: Item", len(records)) as advance:
+        written["Item"] = store.upsert_nodes("Item", graph_rows.item_node_rows(records), progress=advance)
+    feat_nodes, feat_edges = graph_rows.feature_rows(records)
+    with progress.stage("nodes: Feature", len(feat_nodes)) as advance:
+        written["Feature"] = store.upsert_nodes("Feature", feat_nodes, progress=advance)
+    timings["nodes"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    n_pairs = int(split.train.groupby(["user", "item"]).ngroups) if len(split.train) else 0
+    with progress.stage("relationships: INTERACTED (train only)", n_pairs) as advance:
+        written["INTERACTED"] = store.upsert_relationships(
+            "INTERACTED", graph_rows.interaction_rows(split.train), progress=advance)
+    with progress.stage("relationships: HAS_FEATURE", len(feat_edges)) as advance:
+        written["HAS_FEATURE"] = store.upsert_relationships("HAS_FEATURE", feat_edges, progress=advance)
+    co = graph_rows.cooccurrence_rows(split.train, split.items, known_items)
+    with progress.stage("relationships: CO_OCCURS", len(co)) as advance:
+        written["CO_OCCURS"] = store.upsert_relationships("CO_OCCURS", co, progress=advance)
+    timings["relationships"] = time.perf_counter() - t
+    return written
+
+
+def write_item_embeddings(store: GraphStore, split: Any, settings: Settings, progress: ProgressReporter,
+                          model_name: str) -> tuple[int, int]:
+    """Encode every item's text (cached by text hash), write ``Item.emb`` and its vector index.
+    Returns (vectors written, vectors served from the cache)."""
+    from kgrec.kg.embed import embed_texts
+
+    records = graph_rows.item_records(split.items)
+    ids = [str(r["item"]) for r in records]
+    texts = [graph_rows.item_text(r) for r in records]
+    with progress.stage(f"embed items ({model_name})", len(texts)) as advance:
+        vectors, encoded = embed_texts(texts, model_name=model_name, cache_root=settings.cache_dir,
+                                       batch_size=settings.embedding_batch_size, progress=advance)
+    with progress.stage("write Item.emb", len(ids)) as advance:
+        store.write_vectors("Item", "emb", ids, vectors, progress=advance)
+    store.create_vector_index("Item", "emb", int(vectors.shape[1]))
+    return len(ids), len(ids) - encoded

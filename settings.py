@@ -1,0 +1,113 @@
+"""One settings object for kgrec.
+
+Sources, strongest first: explicit keyword arguments (the CLI passes its options
+this way), ``KGREC_*`` environment variables, a ``.env`` file, an optional TOML file
+(``KGREC_CONFIG`` or ``$KGREC_HOME/kgrec.toml``), then defaults. Secrets are
+``SecretStr`` and never printed; :meth:`Settings.redacted` is what may be shown.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+DEFAULT_SPARQL_ENDPOINT = "https://dbpedia.org/sparql"
+
+
+def _toml_path() -> Path | None:
+    explicit = os.environ.get("KGREC_CONFIG")
+    if explicit:
+        return Path(explicit)
+    home = Path(os.environ.get("KGREC_HOME", ".kgrec"))
+    candidate = home / "kgrec.toml"
+    return candidate if candidate.is_file() else None
+
+
+class Settings(BaseSettings):
+    """Runtime settings. Construct once at the edge (CLI, benchmark) and pass it down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KGREC_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    home: Path = Field(default=Path(".kgrec"), description="State dir: embedded DB, caches, models, reports")
+    graph_uri: str | None = Field(
+        default=None,
+        description="neo4j://…, bolt://…, falkordb://host:port; unset = embedded FalkorDB under home",
+    )
+    graph_name: str = Field(default="kgrec", description="Graph (FalkorDB) or database (Neo4j) name")
+    neo4j_user: str = Field(
+        default="neo4j", validation_alias=AliasChoices("NEO4J_USER", "KGREC_NEO4J_USER")
+    )
+    neo4j_password: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("NEO4J_PASSWORD", "KGREC_NEO4J_PASSWORD")
+    )
+    falkordb_password: SecretStr | None = Field(
+        default=None, description="Password of a remote FalkorDB (falkordb://)"
+    )
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    batch_size: int = Field(default=10_000, gt=0, description="Rows per UNWIND batch")
+
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    embedding_batch_size: int = Field(default=128, gt=0)
+
+    sparql_endpoint: str | None = Field(default=None, description="SPARQL endpoint for DBpedia")
+    sparql_timeout_s: float = Field(default=10.0, gt=0)
+    sparql_rate_limit_per_s: float = Field(default=10.0, gt=0)
+    sparql_batch_size: int = Field(default=50, gt=0)
+
+    torch_threads: int | None = Field(default=None, gt=0)
+    seed: int = 42
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        toml = _toml_path()
+        if toml is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        sources.append(file_secret_settings)
+        return tuple(sources)
+
+    # Derived paths -------------------------------------------------------------
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def builds_dir(self) -> Path:
+        return self.home / "builds"
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings as a dict that is safe to print or log (secrets masked)."""
+        out: dict[str, Any] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                out[name] = "**********" if value.get_secret_value() else None
+            else:
+                out[name] = str(value) if isinstance(value, Path) else value
+        return out

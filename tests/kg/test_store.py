@@ -1,0 +1,165 @@
+"""The graph-store port against the real embedded FalkorDB (and Neo4j when configured)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kgrec.errors import ConfigError, StoreUnavailable
+from kgrec.kg.falkordb_server import free_port
+from kgrec.kg.store import open_store
+from kgrec.settings import Settings
+
+
+def _seed(store) -> None:
+    store.ensure_schema()
+    store.upsert_nodes("User", [{"key": f"u{i}", "props": {}} for i in range(5)])
+    store.upsert_nodes("Item", [{"key": f"i{i}", "props": {"title": f"Title {i}", "year": 1990 + i}}
+                                for i in range(8)])
+    store.upsert_relationships("INTERACTED", [{"src": f"u{i % 5}", "dst": f"i{i}", "props": {"count": 1}}
+                                              for i in range(8)])
+
+
+def test_upserts_are_idempotent_and_counted(store) -> None:
+    _seed(store)
+    first = store.counts()
+    _seed(store)
+    assert store.counts() == first
+    assert first == {"nodes": {"Item": 8, "User": 5}, "relationships": {"INTERACTED": 8}}
+
+
+def test_upsert_updates_properties(store) -> None:
+    _seed(store)
+    store.upsert_nodes("Item", [{"key": "i1", "props": {"title": "New"}}])
+    rows = store.execute("MATCH (n:Item {id: $id}) RETURN n.title AS t, n.year AS y", {"id": "i1"})
+    assert rows == [{"t": "New", "y": 1991}]
+
+
+def test_unique_key_constraint(store) -> None:
+    _seed(store)
+    from kgrec.errors import StoreError
+
+    with pytest.raises(StoreError):
+        store.execute("CREATE (:Item {id: 'i1'})")
+
+
+def test_parameters_carry_hostile_strings_verbatim(store) -> None:
+    store.ensure_schema()
+    nasty = "Robert'); MATCH (n) DETACH DELETE n; // \"}{`\\\nend"
+    store.upsert_nodes("Item", [{"key": nasty, "props": {"title": nasty}}])
+    store.upsert_nodes("Item", [{"key": "other", "props": {}}])
+    rows = store.execute("MATCH (n:Item {id: $id}) RETURN n.title AS t", {"id": nasty}, read_only=True)
+    assert rows == [{"t": nasty}]
+    assert store.counts()["nodes"]["Item"] == 2
+
+
+@pytest.mark.parametrize("key", ["", " padded", "trailing\n", None, 7])
+def test_node_keys_are_validated(store, key) -> None:
+    from kgrec.errors import DataError
+
+    store.ensure_schema()
+    with pytest.raises(DataError, match="invalid Item key"):
+        store.upsert_nodes("Item", [{"key": key, "props": {}}])
+    assert store.counts()["nodes"] == {}
+
+
+@pytest.mark.parametrize("label", ["Item) DETACH DELETE (x", "Nope", "item"])
+def test_labels_come_from_the_allow_list(store, label: str) -> None:
+    with pytest.raises(ConfigError):
+        store.upsert_nodes(label, [{"key": "x", "props": {}}])
+
+
+def test_relationship_types_come_from_the_allow_list(store) -> None:
+    with pytest.raises(ConfigError):
+        store.upsert_relationships("LIKES]->() DELETE x//", [{"src": "a", "dst": "b", "props": {}}])
+    with pytest.raises(ConfigError):
+        store.stream_nodes("Item", ["title} RETURN 1 //"])
+
+
+def test_stream_projection_arrays(store) -> None:
+    _seed(store)
+    proj = store.stream_projection({"User": [], "Item": ["year"]}, {"INTERACTED": ["count"]})
+    assert sorted(proj.nodes["User"].ids) == [f"u{i}" for i in range(5)]
+    items = proj.nodes["Item"]
+    assert dict(zip(items.ids, items.properties["year"]))["i3"] == 1993
+    ei = proj.edge_index("INTERACTED")
+    assert ei.shape == (2, 8)
+    pairs = {(proj.nodes["User"].ids[s], items.ids[d]) for s, d in ei.T}
+    assert pairs == {(f"u{i % 5}", f"i{i}") for i in range(8)}
+    assert proj.relationships["INTERACTED"].properties["count"] == [1] * 8
+
+
+def test_stream_nodes_paginates(store) -> None:
+    store.ensure_schema()
+    store.upsert_nodes("Feature", [{"key": f"genre:{i:04d}", "props": {"kind": "genre"}} for i in range(250)])
+    got = store.stream_nodes("Feature", ["kind"], batch_size=40)
+    assert got.ids == sorted(f"genre:{i:04d}" for i in range(250))
+    assert set(got.properties["kind"]) == {"genre"}
+
+
+def test_vectors_and_knn(store) -> None:
+    _seed(store)
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(8, 16)).astype(np.float32)
+    store.write_vectors("Item", "emb", [f"i{i}" for i in range(8)], vecs)
+    store.create_vector_index("Item", "emb", 16)
+    store.create_vector_index("Item", "emb", 16)  # idempotent
+    hits = store.knn("Item", "emb", vecs[3], 3)
+    assert hits[0][0] == "i3"
+    assert hits[0][1] == pytest.approx(1.0, abs=1e-4)
+    unit = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+    expected = sorted(range(8), key=lambda j: -float(unit[3] @ unit[j]))[:3]
+    assert [h[0] for h in hits] == [f"i{j}" for j in expected]
+    assert hits[1][1] == pytest.approx(float(unit[3] @ unit[expected[1]]), abs=1e-4)
+
+
+def test_write_vectors_rejects_unknown_property(store) -> None:
+    with pytest.raises(ConfigError):
+        store.write_vectors("Item", "title", ["i1"], np.zeros((1, 3)))
+
+
+def test_unreachable_falkordb_names_the_uri(tmp_path) -> None:
+    port = free_port()
+    with pytest.raises(StoreUnavailable, match=f"127.0.0.1:{port}"):
+        open_store(Settings(home=tmp_path, graph_uri=f"falkordb://127.0.0.1:{port}", connect_timeout_s=1))
+
+
+def test_unreachable_neo4j_says_how_to_start_it(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("NEO4J_PASSWORD", "not-a-real-secret")
+    port = free_port()
+    with pytest.raises(StoreUnavailable, match=r"docker compose") as err:
+        open_store(Settings(home=tmp_path, graph_uri=f"bolt://127.0.0.1:{port}", connect_timeout_s=1))
+    assert f"127.0.0.1:{port}" in str(err.value)
+    assert "not-a-real-secret" not in str(err.value)
+
+
+def test_neo4j_without_password_is_a_config_error(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("NEO4J_PASSWORD", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env here
+    with pytest.raises(ConfigError, match="NEO4J_PASSWORD"):
+        open_store(Settings(home=tmp_path, graph_uri="neo4j://127.0.0.1:1"))
+
+
+def test_unknown_uri_scheme(tmp_path) -> None:
+    with pytest.raises(ConfigError):
+        open_store(Settings(home=tmp_path, graph_uri="mysql://x"))
+
+
+def test_embedded_server_is_reused_and_persists(tmp_path) -> None:
+    s1 = open_store(Settings(home=tmp_path))
+    try:
+        s1.ensure_schema()
+        s1.upsert_nodes("User", [{"key": "u1", "props": {}}])
+        s2 = open_store(Settings(home=tmp_path))
+        assert s2.uri == s1.uri  # same server, not a second one
+        assert s2.counts()["nodes"] == {"User": 1}
+        s2.close()
+        assert s1.counts()["nodes"] == {"User": 1}  # closing the borrower left it running
+    finally:
+        s1.close()
+    s3 = open_store(Settings(home=tmp_path))  # a new server loads what was persisted
+    try:
+        assert s3.counts()["nodes"] == {"User": 1}
+    finally:
+        s3.close()
+    assert oct((tmp_path / "falkordb" / "password").stat().st_mode & 0o777) == "0o600"
