@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -18,14 +17,6 @@ from kgrec.errors import ConfigError, KgrecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="kgrec: a knowledge-graph, persona-driven session recommender.")
-
-
-class DatasetKind(str, Enum):
-    movielens = "movielens"
-    amazon = "amazon"
-    recbole = "recbole"
-    sasrec = "sasrec"
-    kgat = "kgat"
 
 
 GraphOpt = Annotated[Optional[str], typer.Option(
@@ -111,7 +102,7 @@ def _jsonable(v: Any) -> Any:
 # --- build / status / query ------------------------------------------------------------------
 @app.command()
 def build(
-    dataset: Annotated[DatasetKind, typer.Option("--dataset", "-d", help="Kind of input data")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="movielens | amazon | recbole | sasrec | kgat")],
     data: Annotated[Path, typer.Option("--data", help="File or folder with the data")],
     graph: GraphOpt = None,
     home: HomeOpt = None,
@@ -130,8 +121,9 @@ def build(
     from kgrec.progress import RichProgress
 
     settings = _settings(home=home, graph_uri=graph)
-    options = BuildOptions(kind=dataset.value, data=data, k_core=k_core, session_gap_s=session_gap * 3600,
-                           embeddings=embeddings, embedding_model=embedding_model, strict=strict, fresh=fresh)
+    options = BuildOptions(kind=dataset, data=data, k_core=k_core, session_gap_s=session_gap * 3600,
+                           embeddings=embeddings, embedding_model=embedding_model, strict=strict,
+                           fresh=fresh).validate()
     with _store(settings) as store:
         summary = run_build(store, settings, options, RichProgress())
     if as_json:
@@ -161,20 +153,24 @@ def status(graph: GraphOpt = None, home: HomeOpt = None, as_json: JsonOpt = Fals
 
 
 def _parse_param(text: str) -> tuple[str, Any]:
+    """``key=text`` gives a string (kgrec ids are strings); ``key:=json`` a typed value."""
+    if ":=" in text and text.index(":=") < text.index("=") + 1:
+        key, raw = text.split(":=", 1)
+        try:
+            return key.strip(), json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"--param {text!r}: the value after := is not JSON ({e.msg})") from e
     if "=" not in text:
-        raise ConfigError(f"--param {text!r}: expected key=value")
+        raise ConfigError(f"--param {text!r}: expected key=value or key:=json")
     key, raw = text.split("=", 1)
-    try:
-        return key.strip(), json.loads(raw)
-    except json.JSONDecodeError:
-        return key.strip(), raw
+    return key.strip(), raw
 
 
 @app.command()
 def query(
     cypher: Annotated[Optional[str], typer.Argument(help="A read-only Cypher query")] = None,
     file: Annotated[Optional[Path], typer.Option("-f", "--file", help="Read the query from a .cypher file")] = None,
-    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="key=value (JSON or text)")] = None,
+    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="key=text (a string) or key:=json (typed)")] = None,
     graph: GraphOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,

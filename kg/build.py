@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kgrec.errors import ConfigError
+from kgrec.errors import ConfigError, DataError
 from kgrec.kg import graph_rows
 from kgrec.kg.store import GraphStore
 from kgrec.progress import NullProgress, ProgressReporter
@@ -32,6 +32,18 @@ class BuildOptions:
     embedding_model: str | None = None
     strict: bool = False
     fresh: bool = False
+
+    def validate(self) -> BuildOptions:
+        """Fail fast, before a database is opened, on options that cannot work."""
+        from kgrec.kg.loaders import LOADERS
+
+        if self.kind not in LOADERS:
+            raise ConfigError(f"unknown dataset kind {self.kind!r}; choose one of {', '.join(sorted(LOADERS))}")
+        if not Path(self.data).exists():
+            raise DataError(f"{self.data}: no such file or directory")
+        if self.session_gap_s <= 0:
+            raise ConfigError(f"--session-gap must be positive, got {self.session_gap_s / 3600:g} hours")
+        return self
 
 
 @dataclass
@@ -76,6 +88,7 @@ def build(store: GraphStore, settings: Settings, options: BuildOptions,
     from kgrec.kg.loaders import load_dataset
     from kgrec.kg.preprocess import preprocess
 
+    options.validate()
     progress = progress or NullProgress()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()

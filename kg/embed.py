@@ -33,7 +33,12 @@ def resolve_model(name: str) -> str:
 def load_model(name: str, device: str = "cpu") -> Any:
     if name == DEFAULT_EMBEDDING_MODEL:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     path = resolve_model(name)
     try:
