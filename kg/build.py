@@ -173,7 +173,10 @@ def write_graph(store: GraphStore, split: Any, settings: Settings, progress: Pro
             "INTERACTED", graph_rows.interaction_rows(split.train), progress=advance)
     with progress.stage("relationships: HAS_FEATURE", len(feat_edges)) as advance:
         written["HAS_FEATURE"] = store.upsert_relationships("HAS_FEATURE", feat_edges, progress=advance)
-    co = graph_rows.cooccurrence_rows(split.train, split.items, known_items)
+    from kgrec.kg.tables import Ordering
+
+    co = graph_rows.cooccurrence_rows(split.train, split.items, known_items,
+                                      ordered=Ordering(split.ordering) != Ordering.NONE)
     with progress.stage("relationships: CO_OCCURS", len(co)) as advance:
         written["CO_OCCURS"] = store.upsert_relationships("CO_OCCURS", co, progress=advance)
     timings["relationships"] = time.perf_counter() - t

@@ -115,11 +115,13 @@ def interaction_rows(train: pd.DataFrame) -> Iterator[dict[str, Any]]:
         yield {"src": str(u), "dst": str(i), "props": props}
 
 
-def cooccurrence_rows(train: pd.DataFrame, items: pd.DataFrame, known: set[str]) -> list[dict[str, Any]]:
+def cooccurrence_rows(train: pd.DataFrame, items: pd.DataFrame, known: set[str], *,
+                      ordered: bool = True) -> list[dict[str, Any]]:
     """Item→item edges: consecutive items of a training session (weight = how often), plus
-    the metadata's related items (also_bought / also_viewed) where both ends exist."""
+    the metadata's related items (also_bought / also_viewed) where both ends exist.
+    Data with no order (``ordered=False``, e.g. KGAT) has no consecutive items."""
     weights: dict[tuple[str, str], float] = {}
-    if "session" in train.columns and len(train):
+    if ordered and "session" in train.columns and len(train):
         t = train.sort_values(["session", "ts", "order"], kind="stable")
         sess = t["session"].to_numpy()
         it = t["item"].astype(str).to_numpy()
