@@ -211,6 +211,33 @@ def demo(home: HomeOpt = None, graph: GraphOpt = None,
     run_demo(settings, RichProgress(), data_dir=data, console=_console())
 
 
+@app.command()
+def explain(
+    user: Annotated[str, typer.Option("--user", "-u", help="User id")],
+    item: Annotated[str, typer.Option("--item", "-i", help="Recommended item id")],
+    n: Annotated[int, typer.Option("-n", help="How many explanation paths")] = 5,
+    graph: GraphOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Why was ITEM recommended to USER: graph paths with a score and a reason in plain words."""
+    from kgrec.recommender.explain import explain as run_explain
+
+    if n < 1:
+        raise ConfigError("-n must be at least 1")
+    settings = _settings(home=home, graph_uri=graph)
+    with _store(settings) as store:
+        found = run_explain(store, user, item, n=n)
+    if as_json:
+        typer.echo(json.dumps([e.to_dict() for e in found], indent=2))
+        return
+    if not found:
+        _console().print(f"no explanation path between user {user} and item {item} in the graph")
+        return
+    for k, e in enumerate(found, 1):
+        _console().print(f"{k}. [{e.kind}] {e.reason}  (score {e.score:.3f})")
+
+
 def main() -> None:
     import logging
 

@@ -1,0 +1,8 @@
+// The semantic attention weight of each meta-path in the trained persona model: which relations
+// (co-interaction UIU, shared feature UIFIU, shared DBpedia entity UIEIU, …) shape the personas.
+MATCH (p:Persona)
+WITH p.persona_version AS version, p.metapaths AS metapaths, p.attention AS attention
+LIMIT 1
+UNWIND range(0, size(metapaths) - 1) AS k
+RETURN version, metapaths[k] AS metapath, attention[k] AS weight
+ORDER BY weight DESC

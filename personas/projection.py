@@ -1,0 +1,75 @@
+"""The typed subgraph persona training needs, streamed from the graph store into arrays.
+
+On Neo4j the store projects it with GDS (``gds.graph.project`` →
+``gds.graph.nodeProperties.stream`` / ``gds.graph.relationships.stream``); on the embedded
+store it is streamed with batched Cypher. Both go through the port's ``stream_projection``.
+
+The graph holds training interactions only (the build never writes valid/test
+interactions), so the ``user_item`` edges here are the training split.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kgrec.errors import DataError
+from kgrec.kg import schema
+from kgrec.kg.store import GraphStore, Projection
+from kgrec.personas.data import GraphArrays
+
+#: Labels and the properties streamed for each.
+NODE_PROPERTIES: dict[str, list[str]] = {"User": [], "Item": ["emb"], "Feature": [], "Entity": []}
+#: Relationship types streamed (entity relations only where present).
+BASE_RELATIONSHIPS = ("INTERACTED", "HAS_FEATURE", "SAME_AS", "CO_OCCURS")
+
+
+def training_projection(store: GraphStore) -> Projection:
+    counts = store.counts()
+    nodes = {label: props for label, props in NODE_PROPERTIES.items() if counts["nodes"].get(label)}
+    if "User" not in nodes or "Item" not in nodes:
+        raise DataError(f"{store.uri} has no users or items; run `kgrec build` first")
+    present = counts["relationships"]
+    rels: dict[str, list[str]] = {t: [] for t in BASE_RELATIONSHIPS if present.get(t)}
+    if "Entity" in nodes:
+        rels.update({t: [] for t in schema.ENTITY_REL_TYPES if present.get(t)})
+    if "INTERACTED" not in rels:
+        raise DataError(f"{store.uri} has no INTERACTED relationships; run `kgrec build` first")
+    return store.stream_projection(nodes, rels)
+
+
+def graph_arrays(store: GraphStore) -> GraphArrays:
+    """Stream the training projection and index it into :class:`GraphArrays`."""
+    proj = training_projection(store)
+    items = proj.nodes["Item"]
+    embs = items.properties["emb"]
+    missing = [i for i, e in zip(items.ids, embs) if e is None]
+    if missing:
+        raise DataError(f"{len(missing)} items have no embedding (e.g. {missing[:3]}); "
+                        "rebuild with embeddings on")
+    item_emb = np.asarray(embs, dtype=np.float32)
+
+    feature_ids = proj.nodes["Feature"].ids if "Feature" in proj.nodes else []
+    entity_ids = proj.nodes["Entity"].ids if "Entity" in proj.nodes else []
+    entity_labels = None
+    if entity_ids:
+        labels = store.stream_nodes("Entity", ["label"]).properties["label"]
+        entity_labels = [str(lbl) if lbl else iri.rsplit("/", 1)[-1] for iri, lbl in zip(entity_ids, labels)]
+
+    def edges(rel: str) -> np.ndarray | None:
+        return proj.edge_index(rel) if rel in proj.relationships else None
+
+    ee_types = [t for t in schema.ENTITY_REL_TYPES if t in proj.relationships]
+    ee_parts, ee_codes = [], []
+    for code, t in enumerate(ee_types):
+        ei = proj.edge_index(t)
+        ee_parts.append(ei)
+        ee_codes.append(np.full(ei.shape[1], code, dtype=np.int64))
+    entity_entity = np.concatenate(ee_parts, axis=1) if ee_parts else None
+    return GraphArrays(
+        user_ids=proj.nodes["User"].ids, item_ids=items.ids, item_emb=item_emb,
+        user_item=edges("INTERACTED"),
+        item_feature=edges("HAS_FEATURE"), n_features=len(feature_ids), feature_names=feature_ids or None,
+        item_entity=edges("SAME_AS"), n_entities=len(entity_ids), entity_labels=entity_labels,
+        entity_entity=entity_entity,
+        entity_entity_type=np.concatenate(ee_codes) if ee_codes else None,
+        entity_rel_types=ee_types, item_item=edges("CO_OCCURS"))

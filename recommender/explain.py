@@ -1,0 +1,105 @@
+"""``kgrec explain``: why was an item recommended to a user, in graph paths and plain words.
+
+Each kind of explanation is one Cypher file in ``cypher/explain/`` (pasteable into Neo4j
+Browser with ``:param user => '…'`` / ``:param item => '…'``). The graph holds training
+interactions only, so explanations never cite a held-out interaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from kgrec.errors import NotFoundError
+from kgrec.kg.store import GraphStore
+
+#: explanation kind → the statement in cypher/explain/
+QUERIES = {
+    "shared_entity": "explain/shared_entity",
+    "shared_feature": "explain/shared_feature",
+    "persona_peers": "explain/persona_peers",
+    "co_occurrence": "explain/co_occurrence",
+}
+
+RELATION_WORDS = {
+    "DIRECTOR": "director", "STARRING": "cast member", "WRITER": "writer", "PRODUCER": "producer",
+    "MUSIC_COMPOSER": "composer", "AUTHOR": "author", "LITERARY_GENRE": "genre", "GENRE": "genre",
+    "PUBLISHER": "publisher", "SERIES": "series", "PREVIOUS_WORK": "predecessor",
+    "SUBSEQUENT_WORK": "sequel", "COUNTRY": "country", "LANGUAGE": "language", "SUBJECT": "subject",
+}
+
+
+@dataclass
+class Explanation:
+    kind: str
+    score: float
+    reason: str
+    #: the ids along the path (for re-querying and for analysts)
+    path: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _title(text: Any, fallback: Any) -> str:
+    return f"“{text}”" if text else f"item {fallback}"
+
+
+def _entity_reasons(rows: list[dict[str, Any]], title: str) -> list[Explanation]:
+    out = []
+    for r in rows:
+        word = RELATION_WORDS.get(r["relation"], r["relation"].lower().replace("_", " "))
+        label = r["entity_label"] or r["entity"].rsplit("/", 1)[-1].replace("_", " ")
+        reason = (f"You had {_title(r['via_title'], r['via_item'])}; {title} shares its {word} {label} "
+                  "(DBpedia).")
+        out.append(Explanation("shared_entity", float(r["score"]), reason, {
+            "via_item": r["via_item"], "via_entity": r["via_entity"], "relation": r["relation"],
+            "entity": r["entity"], "item_entity": r["item_entity"]}))
+    return out
+
+
+def _feature_reasons(rows: list[dict[str, Any]], title: str) -> list[Explanation]:
+    return [Explanation("shared_feature", float(r["score"]),
+                        f"You had {_title(r['via_title'], r['via_item'])}; {title} shares its "
+                        f"{r['kind']} {r['value']}.",
+                        {"via_item": r["via_item"], "feature": r["feature"]}) for r in rows]
+
+
+def _persona_reasons(rows: list[dict[str, Any]], title: str) -> list[Explanation]:
+    return [Explanation("persona_peers", float(r["score"]),
+                        f"{r['peers']} of the {r['persona_size']} users in your persona group "
+                        f"“{r['persona_label']}” chose {title}.",
+                        {"persona": r["persona"], "peers": r["example_peers"]}) for r in rows]
+
+
+def _cooccurrence_reasons(rows: list[dict[str, Any]], title: str) -> list[Explanation]:
+    return [Explanation("co_occurrence", float(r["score"]),
+                        f"People who had {_title(r['via_title'], r['via_item'])} went on to {title} "
+                        f"({r['weight']:g} times).",
+                        {"via_item": r["via_item"]}) for r in rows]
+
+
+FORMATTERS = {"shared_entity": _entity_reasons, "shared_feature": _feature_reasons,
+              "persona_peers": _persona_reasons, "co_occurrence": _cooccurrence_reasons}
+
+
+def explain(store: GraphStore, user: str, item: str, n: int = 5,
+            kinds: tuple[str, ...] = tuple(QUERIES)) -> list[Explanation]:
+    """The ``n`` best explanation paths for (user, item), best first, at most two per kind
+    unless fewer kinds have any (so one kind does not crowd out the others)."""
+    found = store.run("explain/node_exists", {"user": user, "item": item}, read_only=True)
+    row = found[0] if found else {}
+    if row.get("user") is None:
+        raise NotFoundError(f"unknown user {user!r}")
+    if row.get("item") is None:
+        raise NotFoundError(f"unknown item {item!r}")
+    title = _title(row.get("title"), item)
+    per_kind: dict[str, list[Explanation]] = {}
+    for kind in kinds:
+        rows = store.run(QUERIES[kind], {"user": user, "item": item}, read_only=True)
+        per_kind[kind] = sorted(FORMATTERS[kind](rows, title), key=lambda e: -e.score)
+    ranked = [e for exps in per_kind.values() for e in exps[:2]]
+    rest = [e for exps in per_kind.values() for e in exps[2:]]
+    ranked.sort(key=lambda e: -e.score)
+    rest.sort(key=lambda e: -e.score)
+    return (ranked + rest)[:n]
