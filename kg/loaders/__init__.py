@@ -55,6 +55,13 @@ def load_dataset(
 
 
 __all__ = [
-    "KINDS", "LOADERS", "load_dataset", "load_amazon", "load_kgat", "load_kgat_with_test",
-    "load_movielens", "load_recbole", "load_sequences",
+    "KINDS",
+    "LOADERS",
+    "load_amazon",
+    "load_dataset",
+    "load_kgat",
+    "load_kgat_with_test",
+    "load_movielens",
+    "load_recbole",
+    "load_sequences",
 ]

@@ -1,0 +1,334 @@
+"""From a loaded :class:`~kgrec.kg.tables.Dataset` to a train / validation / test :class:`Split`.
+
+Steps (all vectorised over integer codes):
+
+1. with Ordering.TIMESTAMP, interactions without a timestamp are dropped (counted in stats);
+2. repeated user–item pairs are dropped, keeping the earliest (by ``ts``, then ``order``);
+3. iterative k-core on users and items until stable (``k_core <= 1`` disables it);
+4. each user's stream is sorted by ``ts`` then ``order`` and cut into sessions (below);
+   sessions shorter than ``min_session_len`` are dropped, and steps 3–4 repeat until stable;
+5. the split, by ordering:
+
+   * TIMESTAMP: a new session starts when the gap to the user's previous interaction exceeds
+     ``session_gap_s``. Each user's last session is test, the one before it validation, the
+     rest train. Users with fewer than 3 sessions keep *all* their sessions in train: holding
+     out their only sessions would leave them without history (cold users), and the evaluation
+     protocol here is next-session prediction for known users. Since sessions are separated by
+     a gap ``> session_gap_s >= 0``, every test interaction is strictly later than every train
+     (and validation) interaction of the same user.
+   * ORDER: each user's sequence is one session; leave-last-out: last item test, second to last
+     validation, the rest train. Users with fewer than 3 items stay wholly in train.
+   * NONE: everything is train; valid and test are empty (KGAT's ``test.txt`` is loaded
+     separately with :func:`kgrec.kg.loaders.load_kgat_with_test`).
+
+``order`` in the output is renumbered to the position in the user's preprocessed stream
+(0, 1, … across train, valid and test), and ``session`` is ``"<user>#<n>"`` with ``n`` the
+session index in the user's stream. ``items`` keeps every item that survives in any split
+(the recommender ranks the whole catalogue); ``stats["cold_test"]`` counts test interactions
+whose item never occurs in train.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from kgrec.errors import ConfigError, DataError
+from kgrec.kg.loaders._io import items_frame
+from kgrec.kg.tables import INTERACTION_COLUMNS, ITEM_COLUMNS, Dataset, Ordering
+
+SPLIT_COLUMNS = (*INTERACTION_COLUMNS, "session")
+_PARTS = ("train", "valid", "test")
+_LIST_ITEM_COLUMNS = ("genres", "categories", "related")
+FORMAT_VERSION = 1
+
+
+def _empty_interactions() -> pd.DataFrame:
+    return pd.DataFrame({
+        "user": pd.Series(dtype="object"), "item": pd.Series(dtype="object"),
+        "ts": pd.Series(dtype="float64"), "order": pd.Series(dtype="int64"),
+        "rating": pd.Series(dtype="float64"), "session": pd.Series(dtype="object"),
+    })
+
+
+def _coerce_interactions(df: pd.DataFrame) -> pd.DataFrame:
+    if len(df) == 0:
+        return _empty_interactions()
+    out = pd.DataFrame({
+        "user": df["user"].astype(str).astype("object"),
+        "item": df["item"].astype(str).astype("object"),
+        "ts": df["ts"].astype("float64"),
+        "order": df["order"].astype("int64"),
+        "rating": df["rating"].astype("float64"),
+        "session": df["session"].astype(str).astype("object"),
+    })
+    return out.reset_index(drop=True)
+
+
+@dataclass
+class Split:
+    """Preprocessed train / validation / test interactions (``SPLIT_COLUMNS``) and their items."""
+
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    test: pd.DataFrame
+    items: pd.DataFrame
+    ordering: Ordering
+    stats: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the train split's content: independent of row order, pandas version
+        and storage, so it identifies the training data for leakage checks and persona versions."""
+        t = self.train.sort_values(["user", "order", "item"], kind="mergesort")
+        h = hashlib.sha256(b"kgrec-train-v1\x1e")
+        for col in ("user", "item", "session"):
+            h.update("\x1f".join(map(str, t[col].tolist())).encode("utf-8"))
+            h.update(b"\x1e")
+        for col, dt in (("ts", "<f8"), ("rating", "<f8")):
+            v = t[col].to_numpy(dtype="float64")
+            h.update(np.where(np.isnan(v), np.nan, v).astype(dt).tobytes())
+        h.update(t["order"].to_numpy(dtype="int64").astype("<i8").tobytes())
+        return h.hexdigest()
+
+    def save(self, directory: Path) -> Path:
+        """Write ``train/valid/test/items.parquet`` and ``meta.json`` into ``directory``."""
+        directory = Path(directory)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            for part in _PARTS:
+                _coerce_interactions(getattr(self, part)).to_parquet(directory / f"{part}.parquet", index=False)
+            items = self.items.copy()
+            for c in _LIST_ITEM_COLUMNS:
+                if c in items:
+                    items[c] = items[c].map(lambda v: [str(x) for x in v] if v is not None else [])
+            items.to_parquet(directory / "items.parquet", index=False)
+            meta = {
+                "format_version": FORMAT_VERSION, "name": self.name, "ordering": self.ordering.value,
+                "fingerprint": self.fingerprint(), "stats": _jsonable(self.stats),
+            }
+            (directory / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+        except OSError as e:
+            raise DataError(f"{directory}: cannot write split: {e}") from e
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> Split:
+        """Read a split written by :meth:`save`; the train fingerprint is verified."""
+        directory = Path(directory)
+        meta_path = directory / "meta.json"
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            parts = {p: pd.read_parquet(directory / f"{p}.parquet") for p in _PARTS}
+            items = pd.read_parquet(directory / "items.parquet")
+        except FileNotFoundError as e:
+            raise DataError(f"{directory}: not a saved split ({e.filename} missing)") from e
+        except (OSError, ValueError) as e:
+            raise DataError(f"{directory}: cannot read split: {e}") from e
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise DataError(f"{meta_path}: unsupported split format {meta.get('format_version')!r}")
+        for c in _LIST_ITEM_COLUMNS:
+            if c in items:
+                items[c] = items[c].map(lambda v: [str(x) for x in v] if v is not None else [])
+        for c in ("item", "title", "description"):
+            if c in items:
+                items[c] = items[c].astype("object")
+        if "year" in items:
+            items["year"] = items["year"].astype("Int64")
+        split = cls(
+            train=_coerce_interactions(parts["train"]), valid=_coerce_interactions(parts["valid"]),
+            test=_coerce_interactions(parts["test"]), items=items, ordering=Ordering(meta["ordering"]),
+            stats=meta.get("stats", {}), name=meta.get("name", ""),
+        )
+        if split.fingerprint() != meta.get("fingerprint"):
+            raise DataError(f"{meta_path}: train split does not match its recorded fingerprint")
+        return split
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    if isinstance(v, Ordering):
+        return v.value
+    return v
+
+
+def k_core_mask(users: np.ndarray, items: np.ndarray, k: int) -> tuple[np.ndarray, int]:
+    """Rows kept by iterative k-core on integer-coded users and items, and the passes it took.
+
+    A row survives when its user and its item each have at least ``k`` surviving rows;
+    removals repeat until nothing changes. ``k <= 1`` keeps everything.
+    """
+    mask = np.ones(len(users), dtype=bool)
+    if k <= 1 or len(users) == 0:
+        return mask, 0
+    nu, ni = int(users.max()) + 1, int(items.max()) + 1
+    passes = 0
+    while True:
+        passes += 1
+        uc = np.bincount(users[mask], minlength=nu)
+        ic = np.bincount(items[mask], minlength=ni)
+        new = mask & (uc[users] >= k) & (ic[items] >= k)
+        if new.sum() == mask.sum():
+            return new, passes
+        mask = new
+
+
+def sessionise(users: np.ndarray, ts: np.ndarray, gap_s: float | None) -> np.ndarray:
+    """Per-row session index within its user (rows sorted by user, then time).
+
+    ``gap_s=None`` makes each user's whole stream one session; otherwise a session starts
+    when the time since the user's previous row is greater than ``gap_s``.
+    """
+    n = len(users)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    new_user = np.empty(n, dtype=bool)
+    new_user[0] = True
+    np.not_equal(users[1:], users[:-1], out=new_user[1:])
+    start = new_user.copy()
+    if gap_s is not None:
+        gaps = np.empty(n)
+        gaps[0] = np.inf
+        gaps[1:] = np.diff(ts)
+        start |= gaps > gap_s
+    sid = np.cumsum(start) - 1
+    first = np.maximum.accumulate(np.where(new_user, sid, 0))
+    return (sid - first).astype(np.int64)
+
+
+def _user_broadcast(users: np.ndarray, values_at_end: np.ndarray) -> np.ndarray:
+    """Broadcast each user's last-row value to all its rows (rows sorted by user)."""
+    n = len(users)
+    end = np.empty(n, dtype=bool)
+    end[-1] = True
+    np.not_equal(users[1:], users[:-1], out=end[:-1])
+    counts = np.diff(np.r_[0, np.flatnonzero(end) + 1])
+    return np.repeat(values_at_end[end], counts)
+
+
+def preprocess(
+    ds: Dataset,
+    *,
+    k_core: int = 5,
+    session_gap_s: float = 3600 * 24,
+    min_session_len: int = 1,
+) -> Split:
+    """Deduplicate, k-core filter, sessionise and split ``ds``; see the module docstring."""
+    if int(k_core) != k_core:
+        raise ConfigError(f"k_core must be an integer, got {k_core!r}")
+    if not session_gap_s >= 0:
+        raise ConfigError(f"session_gap_s must be >= 0 seconds, got {session_gap_s!r}")
+    if int(min_session_len) != min_session_len or min_session_len < 1:
+        raise ConfigError(f"min_session_len must be an integer >= 1, got {min_session_len!r}")
+    k_core, min_session_len = int(k_core), int(min_session_len)
+    ordering = Ordering(ds.ordering)
+    df = ds.interactions
+    missing = [c for c in INTERACTION_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(f"data set {ds.name!r}: interactions lack column(s) {', '.join(missing)}")
+    stats: dict[str, Any] = {
+        "ordering": ordering.value, "k_core": k_core, "session_gap_s": float(session_gap_s),
+        "min_session_len": min_session_len, "raw_interactions": len(df),
+    }
+
+    ucode, uvals = pd.factorize(df["user"].astype(str), sort=False)
+    icode, ivals = pd.factorize(df["item"].astype(str), sort=False)
+    ts = df["ts"].to_numpy(dtype="float64")
+    order = df["order"].to_numpy(dtype="int64")
+    rating = df["rating"].to_numpy(dtype="float64")
+    keep = np.ones(len(df), dtype=bool)
+    if ordering is Ordering.TIMESTAMP:
+        keep = ~np.isnan(ts)
+    stats["dropped_no_ts"] = int((~keep).sum())
+    rows = np.flatnonzero(keep)
+    # sort by user, ts, order (stable); NaN ts (ORDER / NONE) sort by order alone
+    rows = rows[np.lexsort((order[rows], ts[rows], ucode[rows]))]
+    # dedupe user–item pairs keeping the earliest, i.e. the first in sorted order
+    pair = ucode[rows].astype(np.int64) * (len(ivals) + 1) + icode[rows]
+    _, first = np.unique(pair, return_index=True)
+    stats["duplicates_dropped"] = int(len(rows) - len(first))
+    rows = rows[np.sort(first)]
+
+    gap = float(session_gap_s) if ordering is Ordering.TIMESTAMP else None
+    kcore_dropped = short_dropped = kcore_passes = 0
+    while True:
+        m, p = k_core_mask(ucode[rows], icode[rows], k_core)
+        kcore_passes += p
+        kcore_dropped += int((~m).sum())
+        rows = rows[m]
+        sess = sessionise(ucode[rows], ts[rows], gap)
+        if min_session_len <= 1 or len(rows) == 0:
+            break
+        # session sizes: rows are sorted by user then time, so sessions are contiguous runs
+        run_start = np.r_[True, (ucode[rows][1:] != ucode[rows][:-1]) | (sess[1:] != sess[:-1])]
+        run_id = np.cumsum(run_start) - 1
+        long_enough = np.bincount(run_id)[run_id] >= min_session_len
+        if long_enough.all():
+            break
+        short_dropped += int((~long_enough).sum())
+        rows = rows[long_enough]
+    stats.update(kcore_dropped=kcore_dropped, kcore_passes=kcore_passes, short_sessions_dropped=short_dropped)
+
+    u = ucode[rows]
+    n = len(rows)
+    part = np.zeros(n, dtype=np.int8)  # 0 train, 1 valid, 2 test
+    if n:
+        starts = np.r_[True, u[1:] != u[:-1]]
+        pos = np.arange(n) - np.maximum.accumulate(np.where(starts, np.arange(n), 0))
+        if ordering is Ordering.TIMESTAMP:
+            last = _user_broadcast(u, sess)  # index of the user's last session
+            held = last >= 2
+            part[held & (sess == last)] = 2
+            part[held & (sess == last - 1)] = 1
+        elif ordering is Ordering.ORDER:
+            last = _user_broadcast(u, pos)
+            held = last >= 2
+            part[held & (pos == last)] = 2
+            part[held & (pos == last - 1)] = 1
+    else:
+        pos = np.zeros(0, dtype=np.int64)
+
+    users_out = pd.Series(np.asarray(uvals, dtype=object)[u], dtype="object")
+    out = pd.DataFrame({
+        "user": users_out,
+        "item": pd.Series(np.asarray(ivals, dtype=object)[icode[rows]], dtype="object"),
+        "ts": ts[rows],
+        "order": pos.astype(np.int64),
+        "rating": rating[rows],
+        "session": users_out + "#" + pd.Series(sess, dtype="int64").astype(str),
+    })
+    frames = {name: _coerce_interactions(out[part == k]) for k, name in enumerate(_PARTS)}
+
+    surviving = pd.unique(out["item"])
+    items = ds.items if ds.items is not None else pd.DataFrame(columns=list(ITEM_COLUMNS))
+    items = items[items["item"].astype(str).isin(set(surviving))].drop_duplicates("item")
+    lacking = set(surviving) - set(items["item"].astype(str))
+    if lacking:
+        extra = items_frame((), interaction_items=sorted(lacking))
+        items = pd.concat([items, extra], ignore_index=True)
+    items = items.reset_index(drop=True)
+
+    train_items = set(frames["train"]["item"])
+    n_users = len(np.unique(u))
+    held_users = frames["test"]["user"].nunique()
+    stats.update(
+        interactions=n, users=n_users, items=len(surviving), catalogue=len(items),
+        train=len(frames["train"]), valid=len(frames["valid"]), test=len(frames["test"]),
+        sessions=int(out["session"].nunique()) if n else 0,
+        users_held_out=int(held_users), users_all_train=int(n_users - held_users),
+        cold_test=int((~frames["test"]["item"].isin(train_items)).sum()),
+        cold_valid=int((~frames["valid"]["item"].isin(train_items)).sum()),
+    )
+    return Split(frames["train"], frames["valid"], frames["test"], items, ordering, stats, name=ds.name)
