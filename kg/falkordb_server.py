@@ -84,16 +84,21 @@ class EmbeddedServer:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+        else:  # adopted: not our child, wait for it to go
+            deadline = time.monotonic() + 30
+            while _pid_alive(self.pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
         (self.data_dir / STATE_FILE).unlink(missing_ok=True)
         self.owned = False
 
 
 def _write_state(data_dir: Path, port: int, password: str, pid: int) -> None:
+    """Record the running server and its owner (this process) for reuse by others."""
     path = data_dir / STATE_FILE
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump({"port": port, "password": password, "pid": pid}, f)
+        json.dump({"port": port, "password": password, "pid": pid, "owner": os.getpid()}, f)
     os.replace(tmp, path)
 
 
@@ -116,11 +121,16 @@ def find_running(data_dir: Path) -> EmbeddedServer | None:
     try:
         state = json.loads(path.read_text())
         port, password, pid = int(state["port"]), str(state["password"]), int(state["pid"])
+        owner = int(state.get("owner", 0))
     except (ValueError, KeyError, OSError):
         return None
-    if _pid_alive(pid) and _port_open(port):
+    if not (_pid_alive(pid) and _port_open(port)):
+        return None
+    if owner and _pid_alive(owner):
         return EmbeddedServer(data_dir, port, password, pid, owned=False)
-    return None
+    # The process that started it is gone (killed): adopt the server, and stop it on close.
+    _write_state(data_dir, port, password, pid)
+    return EmbeddedServer(data_dir, port, password, pid, owned=True)
 
 
 def start(home: Path, *, timeout_s: float = 20.0) -> EmbeddedServer:

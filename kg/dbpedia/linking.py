@@ -1,0 +1,642 @@
+"""Link catalogue items to DBpedia resources and pull their 1-hop facts into the graph.
+
+Strategies, tried in order per item (the winner is recorded on ``SAME_AS`` as ``method`` and
+``confidence``):
+
+1. **mapping** — a TSV ``item id <TAB> title <TAB> IRI`` (``movielens-to-dbpedia.tsv``,
+   ``librarything-to-dbpedia.tsv``): confidence 1.0, no query needed to link.
+2. **label** — the title is turned into a few exact label strings (``"Matrix, The"`` →
+   ``"The Matrix"``; alternate titles in parentheses; the part before a ``:`` subtitle), looked
+   up in batches (``VALUES ?label {…}``) against ``rdfs:label`` with ``rdf:type`` ``dbo:Film`` /
+   ``dbo:Book``. Candidates are scored by string similarity of normalised titles, the year that
+   DBpedia IRIs often carry (``…_(1999_film)``: match +0.1, off by more than a year: rejected),
+   the expected type (a film for items with a director, a book for items with an author), and
+   shared people (a candidate whose facts name one of the item's author/director features
+   +0.15); a near-tie between two resources halves the confidence. Accepted at
+   ``confidence ≥ label_threshold``.
+3. **person / organisation** — people and organisations named in item metadata
+   (``(:Item)-[:HAS_FEATURE]->(:Feature {kind: author|director|publisher|brand})``) are matched
+   by exact label to ``dbo:Person`` / ``dbo:Company`` resources. Design: these never link the
+   *item* (``SAME_AS`` means "is the same thing as", and an item is not its author). For an item
+   that strategies 1–2 linked to a work entity W, the matched resource P becomes an ``Entity``
+   and ``W -[:DIRECTOR|AUTHOR|PUBLISHER {source:'feature', method:'person'|'organisation',
+   confidence}]-> P`` (skipped when DBpedia's own facts already hold that edge). For an unlinked
+   item nothing is written: the schema has no Feature→Entity relationship, so the feature stays
+   a plain ``Feature`` (counted in ``LinkSummary.feature_entities_skipped``).
+
+Enrichment: for every linked resource, the allow-listed predicates (:data:`PREDICATES`) are
+fetched in batches (``VALUES ?s {…}``) with the objects' labels and types, and written as
+``(:Entity {iri, label, type})`` nodes and one typed relationship per predicate.
+
+Failures never abort: a dead, slow or erroring endpoint makes the affected items ``failed``
+(listed with the reason in ``reports/dbpedia_unlinked.tsv`` under the home) and the run goes on;
+after a few consecutive failures the client fails fast (circuit breaker). Every query goes
+through :class:`~kgrec.kg.dbpedia.sparql.SparqlClient`'s disk cache, so a second run sends no
+query, and all writes are MERGEs, so it leaves the graph counts unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from kgrec.errors import ConfigError, DataError, SparqlError
+from kgrec.kg import schema
+from kgrec.kg.dbpedia.sparql import SparqlClient, iri, literal, template, validate_iri
+from kgrec.kg.store import GraphStore
+from kgrec.settings import Settings
+
+DBO = "http://dbpedia.org/ontology/"
+DCT_SUBJECT = "http://purl.org/dc/terms/subject"
+
+#: DBpedia predicate → relationship type (every value is in kg/schema.py's allow-list).
+PREDICATES: dict[str, str] = {
+    DBO + "director": "DIRECTOR", DBO + "starring": "STARRING", DBO + "writer": "WRITER",
+    DBO + "producer": "PRODUCER", DBO + "musicComposer": "MUSIC_COMPOSER", DBO + "author": "AUTHOR",
+    DBO + "literaryGenre": "LITERARY_GENRE", DBO + "genre": "GENRE", DBO + "publisher": "PUBLISHER",
+    DBO + "series": "SERIES", DBO + "previousWork": "PREVIOUS_WORK",
+    DBO + "subsequentWork": "SUBSEQUENT_WORK", DBO + "country": "COUNTRY", DBO + "language": "LANGUAGE",
+    DCT_SUBJECT: "SUBJECT",
+}
+assert set(PREDICATES.values()) <= set(schema.ENTITY_REL_TYPES)
+
+#: Entity ``type`` values, in priority order when a resource has several.
+ENTITY_CLASSES = ("Film", "Book", "TelevisionShow", "Person", "Band", "Company", "Organisation",
+                  "Genre", "MusicGenre", "Country", "Language", "WrittenWork", "Work")
+#: The type an object gets from the predicate when DBpedia states none.
+_IMPLIED_TYPE = {
+    "DIRECTOR": "Person", "STARRING": "Person", "WRITER": "Person", "PRODUCER": "Person",
+    "MUSIC_COMPOSER": "Person", "AUTHOR": "Person", "LITERARY_GENRE": "Genre", "GENRE": "Genre",
+    "PUBLISHER": "Company", "SERIES": "Work", "PREVIOUS_WORK": "Work", "SUBSEQUENT_WORK": "Work",
+    "COUNTRY": "Country", "LANGUAGE": "Language", "SUBJECT": "Category",
+}
+WORK_CLASSES = ("Film", "Book")
+#: Feature kinds matched to DBpedia people / organisations: kind → (classes, relationship, method).
+FEATURE_KINDS: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "director": (("Person",), "DIRECTOR", "person"),
+    "author": (("Person",), "AUTHOR", "person"),
+    "publisher": (("Company", "Organisation"), "PUBLISHER", "organisation"),
+    "brand": (("Company", "Organisation"), "PUBLISHER", "organisation"),
+}
+_PEOPLE_PREDICATES = {"DIRECTOR", "STARRING", "WRITER", "PRODUCER", "AUTHOR", "MUSIC_COMPOSER"}
+
+DEFAULT_LABEL_THRESHOLD = 0.85
+
+Progress = Callable[[int, int, int], None]
+
+
+# --- title handling ---------------------------------------------------------------------------
+
+_ARTICLES = ("the", "a", "an", "la", "le", "les", "l'", "el", "los", "las", "il", "lo", "gli", "i",
+             "der", "die", "das", "den", "det", "het", "een", "ein", "eine", "o", "os", "as", "un",
+             "une", "uno", "una")
+_TRAILING_ARTICLE = re.compile(r"^(?P<body>.+?),\s*(?P<art>" + "|".join(re.escape(a) for a in _ARTICLES)
+                               + r")$", re.IGNORECASE)
+_PAREN = re.compile(r"^(?P<main>.*?)\s*\((?P<alt>[^()]*)\)\s*$")
+_AKA = re.compile(r"^(?:a\.k\.a\.|aka)\s+", re.IGNORECASE)
+_YEAR_IN_TITLE = re.compile(r"\s*\((\d{4})\)\s*$")
+_IRI_PAREN = re.compile(r"_\((?P<inner>[^()]*)\)$")
+_YEAR = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
+_PUNCT = re.compile(r"[^\w\s]")
+
+
+def move_article(title: str) -> str:
+    """``"Matrix, The"`` → ``"The Matrix"``; ``"Homme, L'"`` → ``"L'Homme"``; else unchanged."""
+    m = _TRAILING_ARTICLE.match(title.strip())
+    if not m:
+        return title.strip()
+    art = m.group("art")
+    sep = "" if art.endswith("'") else " "
+    return f"{art}{sep}{m.group('body').strip()}"
+
+
+def normalise_title(title: str) -> str:
+    """Compare form: article moved to the front, accents and punctuation dropped, casefolded."""
+    t = move_article(title)
+    t = unicodedata.normalize("NFKD", t)
+    t = "".join(c for c in t if not unicodedata.combining(c))
+    t = t.replace("&", " and ")
+    t = _PUNCT.sub(" ", t.casefold())
+    return " ".join(t.split())
+
+
+def title_parts(title: str) -> list[str]:
+    """The main title and alternates: ``"Seven (a.k.a. Se7en)"`` → ``["Seven", "Se7en"]``."""
+    t = _YEAR_IN_TITLE.sub("", title.strip())
+    parts: list[str] = []
+    while True:
+        m = _PAREN.match(t)
+        if not m or not m.group("main"):
+            break
+        alt = _AKA.sub("", m.group("alt").strip())
+        if alt:
+            parts.append(alt)
+        t = m.group("main")
+    return [t.strip()] + parts[::-1]
+
+
+def label_variants(title: str) -> list[tuple[str, bool]]:
+    """Exact label strings to look up, each with whether it is a weaker (partial) variant."""
+    out: dict[str, bool] = {}
+    for part in title_parts(title):
+        for v in (move_article(part), part):
+            if v and v not in out:
+                out[v] = False
+        main = move_article(part)
+        if ": " in main:
+            head = main.split(": ", 1)[0].strip()
+            if len(head) >= 4 and head not in out:
+                out[head] = True
+    return list(out.items())
+
+
+def iri_label(resource: str) -> str:
+    """A readable label from a DBpedia IRI's local name, without the ``_(…)`` suffix."""
+    local = unquote(resource.rstrip("/").rsplit("/", 1)[-1])
+    local = _IRI_PAREN.sub("", local)
+    return local.replace("_", " ").strip() or resource
+
+
+def iri_year(resource: str) -> int | None:
+    local = unquote(resource.rsplit("/", 1)[-1])
+    m = _IRI_PAREN.search(local)
+    if not m:
+        return None
+    y = _YEAR.search(m.group("inner"))
+    return int(y.group(1)) if y else None
+
+
+def similarity(a: str, b: str) -> float:
+    if a == b:
+        return 1.0
+    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+
+
+# --- data classes -----------------------------------------------------------------------------
+
+
+@dataclass
+class ItemRecord:
+    id: str
+    title: str
+    year: int | None = None
+    features: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def expected_type(self) -> str | None:
+        if self.features.get("director"):
+            return "Film"
+        if self.features.get("author"):
+            return "Book"
+        return None
+
+
+@dataclass
+class Candidate:
+    iri: str
+    label: str
+    type: str
+    partial: bool = False
+
+
+@dataclass
+class Link:
+    item: str
+    iri: str
+    method: str
+    confidence: float
+    type: str | None = None
+
+
+@dataclass
+class LinkSummary:
+    """What one :func:`link_items` run did."""
+
+    items: int = 0
+    linked: dict[str, int] = field(default_factory=dict)  # by method
+    unlinked: int = 0  # no acceptable match
+    failed: int = 0  # could not be decided: the endpoint failed
+    enrich_failed: int = 0  # linked, but its facts could not be fetched
+    entities: int = 0
+    relationships: int = 0  # SAME_AS + entity relationships written
+    feature_entities: int = 0
+    feature_entities_skipped: int = 0
+    queries_sent: int = 0
+    cache_hits: int = 0
+    query_failures: int = 0
+    endpoint: str = ""
+    report: Path | None = None
+
+    @property
+    def linked_total(self) -> int:
+        return sum(self.linked.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items()}
+        d["report"] = str(self.report) if self.report else None
+        d["linked_total"] = self.linked_total
+        return d
+
+
+# --- mapping file -----------------------------------------------------------------------------
+
+
+def read_mapping(path: Path) -> tuple[dict[str, str], list[str]]:
+    """``item id → IRI`` from a 3-column TSV; returns it and the problems (``file:line: reason``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: mapping file not found")
+    out: dict[str, str] = {}
+    problems: list[str] = []
+    with path.open(encoding="utf-8", errors="replace", newline="") as fh:
+        for lineno, row in enumerate(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
+            if not row or not "".join(row).strip():
+                continue
+            if len(row) < 3:
+                problems.append(f"{path}:{lineno}: expected 3 tab-separated columns, got {len(row)}")
+                continue
+            item, resource = row[0].strip(), row[-1].strip()
+            if lineno == 1 and not resource.startswith("http"):
+                continue  # a header
+            try:
+                out[item] = validate_iri(resource)
+            except ConfigError:
+                problems.append(f"{path}:{lineno}: invalid IRI {resource!r}")
+    return out, problems
+
+
+# --- the linker -------------------------------------------------------------------------------
+
+
+class Linker:
+    def __init__(self, client: SparqlClient, batch_size: int, label_threshold: float,
+                 work_types: Sequence[str] = WORK_CLASSES) -> None:
+        if not work_types or any(t not in ENTITY_CLASSES for t in work_types):
+            raise ConfigError(f"work_types must be a non-empty subset of {ENTITY_CLASSES}")
+        self.work_types = tuple(work_types)
+        self.client = client
+        self.batch_size = batch_size
+        self.label_threshold = label_threshold
+        self.types_clause = ", ".join(iri(DBO + c) for c in ENTITY_CLASSES)
+        self.facts: dict[str, list[dict[str, str]]] = {}
+        self.facts_failed: set[str] = set()
+
+    # label candidates ------------------------------------------------------------------
+    def candidates(self, labels: Sequence[str], classes: Sequence[str]) -> dict[str, list[Candidate]]:
+        """Exact-label lookup; ``label → candidates``. Raises SparqlError."""
+        if not labels:
+            return {}
+        q = template("label_candidates", labels=" ".join(literal(lab, "en") for lab in labels),
+                     types=", ".join(iri(DBO + c) for c in classes))
+        out: dict[str, list[Candidate]] = defaultdict(list)
+        seen = set()
+        for r in self.client.select(q):
+            if "s" not in r or "label" not in r:
+                continue
+            key = (r["label"], r["s"])
+            typ = r.get("type", "").rsplit("/", 1)[-1]
+            if key in seen:
+                continue
+            seen.add(key)
+            out[r["label"]].append(Candidate(r["s"], r["label"], typ))
+        return out
+
+    def score(self, item: ItemRecord, cands: list[Candidate]) -> tuple[Candidate | None, float, str]:
+        """Best candidate, its confidence, and a reason when none is acceptable."""
+        if not cands:
+            return None, 0.0, "no_candidate"
+        wanted = [normalise_title(p) for p in title_parts(item.title)]
+        people = {normalise_title(v) for k in ("director", "author") for v in item.features.get(k, [])}
+        best: dict[str, float] = {}
+        by_iri: dict[str, Candidate] = {}
+        for c in cands:
+            s = max(similarity(w, normalise_title(c.label)) for w in wanted)
+            if c.partial:
+                s = min(s, 0.9) - 0.1
+            y = iri_year(c.iri)
+            if y is not None and item.year is not None:
+                if y == item.year:
+                    s += 0.1
+                elif abs(y - item.year) > 1:
+                    continue
+            exp = item.expected_type
+            if exp and c.type != exp:
+                s -= 0.3
+            elif not exp and c.type != self.work_types[0]:
+                s -= 0.2  # the catalogue's main kind (first of work_types) is preferred
+            if people and self._shares_people(c.iri, people):
+                s += 0.15
+            if s > best.get(c.iri, -1.0):
+                best[c.iri] = s
+                by_iri[c.iri] = c
+        if not best:
+            return None, 0.0, "year_mismatch"
+        ranked = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))
+        top_iri, top = ranked[0]
+        conf = min(1.0, top)
+        if len(ranked) > 1 and ranked[1][1] >= top - 0.05:
+            conf *= 0.5
+            reason = "ambiguous"
+        else:
+            reason = "low_confidence"
+        return by_iri[top_iri], round(conf, 4), reason
+
+    def _shares_people(self, resource: str, people: set[str]) -> bool:
+        for r in self.facts.get(resource, []):
+            if (PREDICATES.get(r.get("p", "")) in _PEOPLE_PREDICATES
+                    and normalise_title(r.get("label") or iri_label(r["o"])) in people):
+                return True
+        return False
+
+    def link_batch(self, items: list[ItemRecord]) -> tuple[list[Link], dict[str, str]]:
+        """Label-link a batch; returns links and ``item id → reason`` for the rest.
+        Raises SparqlError when the lookup fails (the caller marks the batch failed)."""
+        variants = {it.id: label_variants(it.title) for it in items}
+        labels = list(dict.fromkeys(v for vs in variants.values() for v, _ in vs))
+        found = self.candidates(labels, self.work_types)
+        # shared-people disambiguation needs the candidates' facts (cached, reused in enrichment)
+        with_people = [it for it in items if it.features.get("director") or it.features.get("author")]
+        if with_people:
+            need = sorted({c.iri for it in with_people for v, _ in variants[it.id] for c in found.get(v, [])})
+            self.fetch_facts(need)
+        links: list[Link] = []
+        reasons: dict[str, str] = {}
+        for it in items:
+            cands = [Candidate(c.iri, c.label, c.type, partial)
+                     for v, partial in variants[it.id] for c in found.get(v, [])]
+            best, conf, reason = self.score(it, cands)
+            if best is not None and conf >= self.label_threshold:
+                links.append(Link(it.id, best.iri, "label", conf, best.type))
+            else:
+                reasons[it.id] = reason if best is None else f"{reason} ({conf:.2f} {best.iri})"
+        return links, reasons
+
+    # facts -----------------------------------------------------------------------------
+    def fetch_facts(self, resources: Sequence[str]) -> None:
+        todo = [r for r in resources if r not in self.facts and r not in self.facts_failed]
+        preds = " ".join(iri(p) for p in PREDICATES)
+        for i in range(0, len(todo), self.batch_size):
+            chunk = todo[i:i + self.batch_size]
+            q = template("facts", subjects=" ".join(iri(r) for r in chunk), predicates=preds,
+                         types=self.types_clause)
+            try:
+                rows = self.client.select(q)
+            except SparqlError:
+                self.facts_failed.update(chunk)
+                continue
+            for r in chunk:
+                self.facts[r] = []
+            for row in rows:
+                if row.get("s") in self.facts and "o" in row and "p" in row:
+                    self.facts[row["s"]].append(row)
+
+    def describe(self, resources: Sequence[str]) -> tuple[dict[str, tuple[str | None, str | None]], set[str]]:
+        """``iri → (label, type)`` for the subjects; and the IRIs whose query failed."""
+        out: dict[str, tuple[str | None, str | None]] = {}
+        failed: set[str] = set()
+        for i in range(0, len(resources), self.batch_size):
+            chunk = list(resources[i:i + self.batch_size])
+            q = template("describe", subjects=" ".join(iri(r) for r in chunk), types=self.types_clause)
+            try:
+                rows = self.client.select(q)
+            except SparqlError:
+                failed.update(chunk)
+                continue
+            acc: dict[str, tuple[str | None, list[str]]] = {}
+            for row in rows:
+                lab, types = acc.get(row["s"], (None, []))
+                lab = lab or row.get("label")
+                if row.get("type"):
+                    types.append(row["type"].rsplit("/", 1)[-1])
+                acc[row["s"]] = (lab, types)
+            for r, (lab, types) in acc.items():
+                out[r] = (lab, _pick_type(types))
+        return out, failed
+
+
+def _pick_type(types: Iterable[str]) -> str | None:
+    ts = set(types)
+    for c in ENTITY_CLASSES:
+        if c in ts:
+            return c
+    return None
+
+
+def _feature_variants(value: str) -> list[str]:
+    v = " ".join(str(value).split())
+    out = [v]
+    if v.count(",") == 1:  # "Tolkien, J. R. R." → "J. R. R. Tolkien"
+        last, first = (p.strip() for p in v.split(","))
+        if first and last:
+            out.append(f"{first} {last}")
+    return out
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+
+def _read_items(store: GraphStore) -> list[ItemRecord]:
+    nodes = store.stream_nodes("Item", ["title", "year"])
+    items = []
+    for i, key in enumerate(nodes.ids):
+        title = nodes.properties["title"][i]
+        year = nodes.properties["year"][i]
+        try:
+            year = int(year) if year is not None else None
+        except (TypeError, ValueError):
+            year = None
+        items.append(ItemRecord(str(key), str(title) if title is not None else "", year))
+    by_id = {it.id: it for it in items}
+    for r in store.run("dbpedia_item_features", {"kinds": list(FEATURE_KINDS)}, read_only=True):
+        it = by_id.get(str(r["item"]))
+        if it is not None and r.get("value"):
+            it.features.setdefault(r["kind"], []).append(str(r["value"]))
+    return items
+
+
+def match_items(items: Sequence[ItemRecord], linker: Linker, *, mapped: dict[str, str],
+                use_labels: bool = True, progress: Progress | None = None,
+                ) -> tuple[dict[str, Link], list[tuple[str, str, str, str, str]], dict[str, int]]:
+    """Strategies 1–2 for ``items`` (no graph writes): links by item id, report rows
+    ``(item, title, year, status, reason)`` and the counts ``linked/unlinked/failed``."""
+    links: dict[str, Link] = {}
+    report: list[tuple[str, str, str, str, str]] = []
+    counts = {"linked": 0, "unlinked": 0, "failed": 0}
+
+    def tick() -> None:
+        if progress:
+            progress(counts["linked"], counts["unlinked"], counts["failed"])
+
+    def unlinked(it: ItemRecord, status: str, reason: str) -> None:
+        counts["unlinked" if status == "unlinked" else "failed"] += 1
+        report.append((it.id, it.title, "" if it.year is None else str(it.year), status, reason))
+
+    pending: list[ItemRecord] = []
+    for it in items:
+        if it.id in mapped:
+            links[it.id] = Link(it.id, mapped[it.id], "mapping", 1.0)
+            counts["linked"] += 1
+        elif use_labels and it.title.strip():
+            pending.append(it)
+        else:
+            unlinked(it, "unlinked", "not_in_mapping" if not use_labels else "no_title")
+    tick()
+
+    size = linker.batch_size
+    for i in range(0, len(pending), size):
+        batch = pending[i:i + size]
+        try:
+            got, reasons = linker.link_batch(batch)
+        except SparqlError as e:
+            for it in batch:
+                unlinked(it, "failed", f"sparql_error: {e}")
+            tick()
+            continue
+        for link in got:
+            links[link.item] = link
+        counts["linked"] += len(got)
+        for it in batch:
+            if it.id in reasons:
+                unlinked(it, "unlinked", reasons[it.id])
+        tick()
+    return links, report, counts
+
+
+def link_items(store: GraphStore, settings: Settings, *, mapping: Path | None = None,
+               endpoint: str | None = None, use_labels: bool = True, progress: Progress | None = None,
+               client: SparqlClient | None = None,
+               label_threshold: float = DEFAULT_LABEL_THRESHOLD,
+               work_types: Sequence[str] = WORK_CLASSES) -> LinkSummary:
+    """Link every ``Item`` of ``store`` to DBpedia and write entities and facts (see module doc).
+
+    ``endpoint`` overrides ``settings.sparql_endpoint`` (default: public DBpedia); ``client``
+    replaces the SPARQL client altogether (tests tune retries/timeouts through it).
+    Never raises on endpoint failures: they are counted and reported.
+    """
+    client = client or SparqlClient.from_settings(settings, endpoint)
+    linker = Linker(client, settings.sparql_batch_size, label_threshold, work_types)
+    summary = LinkSummary(endpoint=client.endpoint)
+    sent0, hits0, fail0 = client.stats.queries_sent, client.stats.cache_hits, client.stats.failures
+
+    items = _read_items(store)
+    summary.items = len(items)
+    mapped: dict[str, str] = {}
+    if mapping is not None:
+        mapped, _problems = read_mapping(mapping)
+    links, report, counts = match_items(items, linker, mapped=mapped, use_labels=use_labels,
+                                        progress=progress)
+
+    # enrichment --------------------------------------------------------------------------
+    subjects = sorted({lk.iri for lk in links.values()})
+    described, describe_failed = linker.describe(subjects)
+    linker.fetch_facts(subjects)
+    entities: dict[str, dict[str, Any]] = {}
+    link_type = {lk.iri: lk.type for lk in links.values() if lk.type}
+    for s in subjects:
+        lab, typ = described.get(s, (None, None))
+        entities[s] = {"label": lab or iri_label(s), "type": typ or link_type.get(s) or "Resource"}
+    rels: dict[str, dict[tuple[str, str], dict[str, Any]]] = defaultdict(dict)
+    for s in subjects:
+        for row in linker.facts.get(s, []):
+            rtype = PREDICATES.get(row["p"])
+            o = row["o"]
+            try:
+                validate_iri(o)
+            except ConfigError:
+                continue
+            if rtype is None:
+                continue
+            typ = row.get("type", "").rsplit("/", 1)[-1] or None
+            prev = entities.get(o)
+            best_type = _pick_type([t for t in (typ, prev and prev["type"]) if t]) or (
+                prev["type"] if prev else _IMPLIED_TYPE[rtype])
+            entities[o] = {"label": (prev and prev["label"] != iri_label(o) and prev["label"])
+                           or row.get("label") or iri_label(o), "type": best_type}
+            rels[rtype][(s, o)] = {"source": "dbpedia"}
+    by_id = {it.id: it for it in items}
+    for lk in sorted(links.values(), key=lambda x: x.item):
+        if lk.iri in linker.facts_failed or lk.iri in describe_failed:
+            summary.enrich_failed += 1
+            report.append((lk.item, by_id[lk.item].title, "", "enrich_failed",
+                           f"sparql_error: {client.last_error or 'unknown'}"))
+
+    # people / organisations from item features ---------------------------------------------
+    feature_rows: list[tuple[str, str, str, tuple[str, ...], str, str]] = []
+    for it in items:
+        for kind, values in it.features.items():
+            classes, rtype, method = FEATURE_KINDS[kind]
+            for v in values:
+                if it.id not in links:
+                    summary.feature_entities_skipped += 1
+                    continue
+                feature_rows.append((it.id, kind, v, classes, rtype, method))
+    if feature_rows:
+        by_classes: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        for _, _, v, classes, _, _ in feature_rows:
+            by_classes[classes].extend(_feature_variants(v))
+        found: dict[tuple[str, ...], dict[str, list[Candidate]]] = {}
+        for classes, labels in by_classes.items():
+            labels = list(dict.fromkeys(labels))
+            found[classes] = {}
+            for j in range(0, len(labels), settings.sparql_batch_size):
+                try:
+                    found[classes].update(linker.candidates(labels[j:j + settings.sparql_batch_size], classes))
+                except SparqlError:
+                    continue
+        for item_id, _kind, v, classes, rtype, method in feature_rows:
+            work = links[item_id].iri
+            cands = {c.iri: c for lab in _feature_variants(v) for c in found[classes].get(lab, [])}
+            if not cands:
+                continue
+            known = {o for (s, o) in rels[rtype] if s == work}
+            shared = [c for c in cands if c in known]
+            if shared:
+                continue  # DBpedia already states it
+            if len(cands) > 1:
+                continue  # ambiguous person name: skip rather than guess
+            c = next(iter(cands.values()))
+            entities.setdefault(c.iri, {"label": c.label, "type": c.type or "Person"})
+            rels[rtype][(work, c.iri)] = {"source": "feature", "method": method, "confidence": 0.9}
+            summary.feature_entities += 1
+
+    # writes ----------------------------------------------------------------------------
+    store.upsert_nodes("Entity", ({"key": k, "props": v} for k, v in sorted(entities.items())))
+    same_as = [{"src": lk.item, "dst": lk.iri,
+                "props": {"method": lk.method, "confidence": float(lk.confidence)}}
+               for lk in sorted(links.values(), key=lambda x: x.item)]
+    if same_as:
+        store.run("dbpedia_delete_stale_same_as", {"rows": [{"item": r["src"], "iri": r["dst"]}
+                                                           for r in same_as]})
+    n_rel = store.upsert_relationships("SAME_AS", same_as)
+    for rtype, pairs in sorted(rels.items()):
+        n_rel += store.upsert_relationships(
+            rtype, ({"src": s, "dst": o, "props": p} for (s, o), p in sorted(pairs.items())))
+
+    # report --------------------------------------------------------------------------------
+    path = settings.reports_dir / "dbpedia_unlinked.tsv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        w.writerow(["item", "title", "year", "status", "reason"])
+        for row in report:
+            w.writerow([" ".join(str(x).split()) for x in row])
+
+    summary.report = path
+    for lk in links.values():
+        summary.linked[lk.method] = summary.linked.get(lk.method, 0) + 1
+    summary.unlinked = counts["unlinked"]
+    summary.failed = counts["failed"]
+    summary.entities = len(entities)
+    summary.relationships = n_rel
+    summary.queries_sent = client.stats.queries_sent - sent0
+    summary.cache_hits = client.stats.cache_hits - hits0
+    summary.query_failures = client.stats.failures - fail0
+    return summary
