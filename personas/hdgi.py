@@ -1,0 +1,258 @@
+"""Heterogeneous Deep Graph Infomax (Ren et al., 2019) over user meta-path graphs.
+
+* node level: one GCNConv (HDGI-C) or GATConv (HDGI-A) per meta-path graph, PReLU;
+* semantic level: HAN attention — score of meta-path p = mean over nodes of
+  ``q^T tanh(W z_p + b)``, softmax over meta-paths → one global weight per meta-path;
+* readout ``s = sigmoid(mean(z))``; corruption = row shuffle of ``x`` (graphs unchanged);
+* bilinear discriminator ``D(z, s) = z^T M s`` trained with BCE-with-logits.
+
+GCN normalisation defaults to ``"mean"`` (``D^-1 (A + I)``, degrees of the aggregating
+node only): a node's output then depends on itself and its in-neighbours alone, so the
+mini-batch subgraphs of :mod:`.train` and the inductive subgraph of :mod:`.inductive`
+compute exactly what the full graph would. ``"sym"`` is the classic ``D^-1/2 (A+I) D^-1/2``
+(exact only in full-batch mode).
+
+The module imports torch at import time; import it lazily from the CLI.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from kgrec.errors import ConfigError
+from torch import Tensor, nn
+
+Encoder = Literal["gcn", "gat"]
+Normalization = Literal["mean", "sym"]
+
+
+def corrupt(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """DGI corruption: the rows of ``x`` shuffled (a permutation drawn from ``generator``,
+    a CPU generator; the meta-path graphs are left as they are)."""
+    perm = torch.randperm(x.size(0), generator=generator)
+    return x[perm.to(x.device)]
+
+
+def mean_norm_edges(
+    edge_index: Tensor, num_nodes: int, dtype: torch.dtype = torch.float32
+) -> tuple[Tensor, Tensor]:
+    """Self-loops added (existing ones dropped) and weights ``1 / in_degree(target)``."""
+    src, dst = edge_index
+    keep = src != dst
+    loops = torch.arange(num_nodes, device=edge_index.device)
+    ei = torch.cat([edge_index[:, keep], torch.stack([loops, loops])], dim=1)
+    deg = torch.zeros(num_nodes, dtype=dtype, device=edge_index.device)
+    deg.scatter_add_(0, ei[1], torch.ones(ei.size(1), dtype=dtype, device=edge_index.device))
+    return ei, deg.reciprocal()[ei[1]]
+
+
+class SemanticAttention(nn.Module):
+    """HAN semantic-level attention: one softmax weight per meta-path."""
+
+    def __init__(self, channels: int, hidden: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(channels, hidden)
+        self.q = nn.Parameter(torch.empty(hidden))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.proj.reset_parameters()
+        nn.init.uniform_(self.q, -1.0 / math.sqrt(self.q.numel()), 1.0 / math.sqrt(self.q.numel()))
+
+    def scores(self, zs: Tensor) -> Tensor:
+        """``zs`` [P, N, C] → per meta-path score [P] (mean over the N nodes)."""
+        return (torch.tanh(self.proj(zs)) @ self.q).mean(dim=1)
+
+    def forward(self, zs: Tensor) -> Tensor:
+        return torch.softmax(self.scores(zs), dim=0)
+
+
+class HDGI(nn.Module):
+    """HDGI encoder + discriminator over ``num_metapaths`` user–user graphs.
+
+    ``forward(x, edge_index_list) -> (z, weights)``; ``embed`` for inference;
+    :meth:`dgi_loss` / :meth:`loss` for training. The buffer ``attention`` holds the
+    global meta-path weights fixed after training (used for the inductive path).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_channels: int,
+        num_metapaths: int,
+        encoder: Encoder = "gcn",
+        heads: int = 4,
+        dropout: float = 0.0,
+        semantic_hidden: int = 128,
+        normalization: Normalization = "mean",
+    ) -> None:
+        super().__init__()
+        from torch_geometric.nn import GATConv, GCNConv
+
+        if in_channels < 1 or hidden_channels < 1 or num_metapaths < 1 or semantic_hidden < 1 or heads < 1:
+            raise ConfigError("HDGI: channels, meta-path count, heads and semantic_hidden must be ≥ 1")
+        if encoder not in ("gcn", "gat"):
+            raise ConfigError(f"HDGI: encoder must be 'gcn' or 'gat', not {encoder!r}")
+        if normalization not in ("mean", "sym"):
+            raise ConfigError(f"HDGI: normalization must be 'mean' or 'sym', not {normalization!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError("HDGI: dropout must be in [0, 1)")
+        self.in_channels = int(in_channels)
+        self.hidden_channels = int(hidden_channels)
+        self.num_metapaths = int(num_metapaths)
+        self.encoder_kind: Encoder = encoder
+        self.heads = int(heads)
+        self.dropout = float(dropout)
+        self.semantic_hidden = int(semantic_hidden)
+        self.normalization: Normalization = normalization
+
+        convs: list[nn.Module] = []
+        for _ in range(num_metapaths):
+            if encoder == "gcn":
+                if normalization == "mean":
+                    convs.append(GCNConv(in_channels, hidden_channels, normalize=False))
+                else:
+                    convs.append(GCNConv(in_channels, hidden_channels, add_self_loops=True, normalize=True))
+            else:
+                convs.append(
+                    GATConv(
+                        in_channels,
+                        hidden_channels,
+                        heads=heads,
+                        concat=False,
+                        dropout=dropout,
+                        add_self_loops=True,
+                    )
+                )
+        self.convs = nn.ModuleList(convs)
+        self.acts = nn.ModuleList([nn.PReLU(hidden_channels) for _ in range(num_metapaths)])
+        self.semantic = SemanticAttention(hidden_channels, semantic_hidden)
+        self.disc_weight = nn.Parameter(torch.empty(hidden_channels, hidden_channels))
+        self.register_buffer("attention", torch.full((num_metapaths,), 1.0 / num_metapaths))
+        self.last_weights: Tensor | None = None
+        self.reset_parameters()
+
+    # -- bookkeeping -----------------------------------------------------------------------
+    @property
+    def init_args(self) -> dict[str, Any]:
+        """Constructor arguments (JSON-able), enough to rebuild the model."""
+        return {
+            "in_channels": self.in_channels,
+            "hidden_channels": self.hidden_channels,
+            "num_metapaths": self.num_metapaths,
+            "encoder": self.encoder_kind,
+            "heads": self.heads,
+            "dropout": self.dropout,
+            "semantic_hidden": self.semantic_hidden,
+            "normalization": self.normalization,
+        }
+
+    def reset_parameters(self) -> None:
+        for conv in self.convs:
+            conv.reset_parameters()
+        for act in self.acts:
+            nn.init.constant_(act.weight, 0.25)
+        self.semantic.reset_parameters()
+        nn.init.xavier_uniform_(self.disc_weight)
+        self.attention.fill_(1.0 / self.num_metapaths)
+
+    # -- encoder ---------------------------------------------------------------------------
+    def encode(self, x: Tensor, edge_index_list: Sequence[Tensor], target_size: int | None = None) -> Tensor:
+        """Per-meta-path node embeddings ``[P, N, hidden]`` (only the first ``target_size``
+        nodes when given — the targets of a sampled subgraph)."""
+        if len(edge_index_list) != self.num_metapaths:
+            raise ConfigError(
+                f"HDGI expects {self.num_metapaths} meta-path graphs, got {len(edge_index_list)}"
+            )
+        if x.dim() != 2 or x.size(1) != self.in_channels:
+            raise ConfigError(f"HDGI expects features [N, {self.in_channels}], got {list(x.shape)}")
+        n = x.size(0)
+        x = F.dropout(x, p=self.dropout, training=self.training)
+        outs = []
+        for conv, act, ei in zip(self.convs, self.acts, edge_index_list, strict=True):
+            ei = ei.to(x.device)
+            if self.encoder_kind == "gcn" and self.normalization == "mean":
+                ei_n, w = mean_norm_edges(ei, n, x.dtype)
+                h = conv(x, ei_n, w)
+            else:
+                h = conv(x, ei)
+            h = act(h)
+            outs.append(h if target_size is None else h[:target_size])
+        return torch.stack(outs)
+
+    def combine(self, zs: Tensor, weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Semantic attention: ``zs`` [P, N, C] → (z [N, C], weights [P]). Fixed ``weights``
+        (e.g. :attr:`attention`) skip the attention computation."""
+        if weights is None:
+            weights = self.semantic(zs)
+        weights = weights.to(zs.device, zs.dtype)
+        return (weights.view(-1, 1, 1) * zs).sum(dim=0), weights
+
+    def forward(
+        self,
+        x: Tensor,
+        edge_index_list: Sequence[Tensor],
+        *,
+        target_size: int | None = None,
+        weights: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        zs = self.encode(x, edge_index_list, target_size)
+        z, w = self.combine(zs, weights)
+        self.last_weights = w.detach()
+        return z, w
+
+    @torch.no_grad()
+    def embed(
+        self,
+        x: Tensor,
+        edge_index_list: Sequence[Tensor],
+        *,
+        weights: Tensor | None = None,
+        target_size: int | None = None,
+    ) -> Tensor:
+        """Persona vectors in eval mode (no dropout, no grad); training mode is restored."""
+        was = self.training
+        self.eval()
+        try:
+            z, _ = self.forward(x, edge_index_list, target_size=target_size, weights=weights)
+        finally:
+            self.train(was)
+        return z
+
+    # -- DGI objective ---------------------------------------------------------------------
+    @staticmethod
+    def readout(z: Tensor) -> Tensor:
+        return torch.sigmoid(z.mean(dim=0))
+
+    def discriminate(self, z: Tensor, summary: Tensor) -> Tensor:
+        """Bilinear scores ``z M s`` → logits [N]."""
+        return z @ (self.disc_weight @ summary)
+
+    def loss(self, pos_z: Tensor, neg_z: Tensor, summary: Tensor) -> Tensor:
+        """BCE-with-logits: real embeddings vs. the summary labelled 1, corrupted labelled 0."""
+        pos = self.discriminate(pos_z, summary)
+        neg = self.discriminate(neg_z, summary)
+        logits = torch.cat([pos, neg])
+        labels = torch.cat([torch.ones_like(pos), torch.zeros_like(neg)])
+        return F.binary_cross_entropy_with_logits(logits, labels)
+
+    def dgi_loss(
+        self,
+        x: Tensor,
+        edge_index_list: Sequence[Tensor],
+        *,
+        generator: torch.Generator | None = None,
+        target_size: int | None = None,
+        x_corrupt: Tensor | None = None,
+    ) -> Tensor:
+        """One DGI objective: encode ``x`` and its corruption over the same graphs."""
+        pos_z, _ = self.forward(x, edge_index_list, target_size=target_size)
+        weights = self.last_weights
+        neg_x = corrupt(x, generator) if x_corrupt is None else x_corrupt
+        neg_z, _ = self.forward(neg_x, edge_index_list, target_size=target_size)
+        self.last_weights = weights  # keep the weights of the real graph, not the corrupted one
+        return self.loss(pos_z, neg_z, self.readout(pos_z))

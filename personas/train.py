@@ -1,0 +1,388 @@
+"""Training, batched inference and persistence of :class:`~kgrec.personas.hdgi.HDGI`.
+
+Full-batch by default. With ``batch_size`` set, each step samples target users, takes
+their (optionally further subsampled, ``num_neighbors``) 1-hop meta-path neighbourhoods
+from CSR, builds the subgraph (targets first, then neighbours; edges into targets only)
+and computes the DGI loss on the targets. With the default ``"mean"`` GCN normalisation
+or GAT, target outputs equal the full-graph ones, so memory is bounded by
+``batch_size * (1 + sum of max_neighbors)`` rows whatever the user count.
+
+Imports torch at import time: import lazily from the CLI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from kgrec.errors import ConfigError, ModelError
+from torch import Tensor
+
+from .hdgi import HDGI
+from .metapaths import CSR, MetaPathGraph, MetaPathSpec, cap_per_source, csr_from_edges
+
+FORMAT_VERSION = 1
+MODEL_FILE = "model.pt"
+CONFIG_FILE = "config.json"
+ATTENTION_FILE = "attention.json"
+
+EdgeLike = Tensor | np.ndarray | MetaPathGraph
+
+
+@dataclass
+class TrainResult:
+    losses: list[float]
+    best_epoch: int
+    best_loss: float
+    attention: list[float]
+    epochs_run: int
+    stopped_early: bool
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- input normalisation -------------------------------------------------------------------
+
+
+def _as_x(x: Tensor | np.ndarray) -> Tensor:
+    t = torch.as_tensor(np.ascontiguousarray(x) if isinstance(x, np.ndarray) else x)
+    if t.dim() != 2:
+        raise ConfigError(f"features must be [N, d], got {list(t.shape)}")
+    return t.float()
+
+
+def _as_edges(edge_index_list: Sequence[EdgeLike], n: int) -> list[Tensor]:
+    out = []
+    for e in edge_index_list:
+        if isinstance(e, MetaPathGraph):
+            e = e.edge_index
+        t = torch.as_tensor(np.ascontiguousarray(e) if isinstance(e, np.ndarray) else e).long().cpu()
+        if t.dim() != 2 or t.size(0) != 2:
+            raise ConfigError(f"edge_index must be [2, E], got {list(t.shape)}")
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= n):
+            raise ConfigError(f"edge_index refers to node ≥ {n} or < 0")
+        out.append(t)
+    return out
+
+
+def _device(device: str | torch.device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ConfigError(f"invalid device {device!r}: {e}") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but CUDA is not available")
+    return dev
+
+
+# -- mini-batch subgraphs ------------------------------------------------------------------
+
+
+class SubgraphSampler:
+    """Targets + sampled 1-hop meta-path neighbourhoods, relabelled locally (targets first)."""
+
+    def __init__(
+        self, edge_index_list: Sequence[Tensor], num_nodes: int, num_neighbors: int | None = None
+    ) -> None:
+        self.num_nodes = num_nodes
+        self.num_neighbors = num_neighbors
+        self.csrs: list[CSR] = [
+            csr_from_edges(e[1].numpy(), e[0].numpy(), num_nodes, num_nodes) for e in edge_index_list
+        ]
+        self._local = np.full(num_nodes, -1, dtype=np.int64)
+
+    def sample(
+        self, targets: np.ndarray, rng: np.random.Generator | None = None
+    ) -> tuple[np.ndarray, list[Tensor]]:
+        """``(nodes, local_edge_index_list)``: ``nodes[:len(targets)] == targets``."""
+        targets = np.asarray(targets, dtype=np.int64)
+        per_path = []
+        for csr in self.csrs:
+            deg = csr.degree(targets)
+            rep = np.repeat(np.arange(len(targets), dtype=np.int64), deg)
+            offs = np.arange(int(deg.sum()), dtype=np.int64) - np.repeat(np.cumsum(deg) - deg, deg)
+            nbr = csr.indices[csr.indptr[targets[rep]] + offs]
+            if self.num_neighbors is not None and rng is not None and len(rep):
+                keep = cap_per_source(rep, np.ones(len(rep)), self.num_neighbors, rng, "uniform")
+                rep, nbr = rep[keep], nbr[keep]
+            per_path.append((rep, nbr))
+        all_nbr = np.concatenate([nbr for _, nbr in per_path]) if per_path else np.zeros(0, np.int64)
+        others = np.setdiff1d(np.unique(all_nbr), targets, assume_unique=False)
+        nodes = np.concatenate([targets, others])
+        local = self._local
+        local[nodes] = np.arange(len(nodes), dtype=np.int64)
+        eil = [torch.from_numpy(np.stack([local[nbr], rep])) for rep, nbr in per_path]
+        local[nodes] = -1
+        return nodes, eil
+
+
+# -- training ------------------------------------------------------------------------------
+
+
+def train_hdgi(
+    model: HDGI,
+    x: Tensor | np.ndarray,
+    edge_index_list: Sequence[EdgeLike],
+    *,
+    epochs: int = 200,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    patience: int = 20,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    batch_size: int | None = None,
+    num_neighbors: int | None = None,
+    on_epoch: Callable[[int, float], None] | None = None,
+    reset: bool = True,
+    min_delta: float = 0.0,
+) -> TrainResult:
+    """Train ``model`` with the DGI objective; early stopping on the training loss.
+
+    ``reset`` re-initialises the parameters under ``seed`` so the same seed gives the same
+    losses on CPU. The best weights are restored, the global meta-path attention is
+    computed on the whole graph and stored in ``model.attention``. The model is left on
+    ``device`` in eval mode.
+    """
+    if epochs < 1 or patience < 1:
+        raise ConfigError("epochs and patience must be ≥ 1")
+    if lr <= 0 or weight_decay < 0:
+        raise ConfigError("lr must be > 0 and weight_decay ≥ 0")
+    if batch_size is not None and batch_size < 1:
+        raise ConfigError("batch_size must be ≥ 1 (or None for full batch)")
+    if num_neighbors is not None and num_neighbors < 1:
+        raise ConfigError("num_neighbors must be ≥ 1")
+    dev = _device(device)
+    x_t = _as_x(x)
+    n = x_t.size(0)
+    eil = _as_edges(edge_index_list, n)
+    if len(eil) != model.num_metapaths:
+        raise ConfigError(f"model has {model.num_metapaths} meta-paths, got {len(eil)} graphs")
+
+    torch.manual_seed(seed)
+    if reset:
+        model.reset_parameters()
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model.to(dev)
+    x_dev = x_t.to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sampler = SubgraphSampler(eil, n, num_neighbors) if batch_size is not None else None
+    eil_dev = [e.to(dev) for e in eil] if sampler is None else []
+
+    losses: list[float] = []
+    best_loss, best_epoch, bad = math.inf, -1, 0
+    best_state: dict[str, Tensor] | None = None
+    stopped = False
+    t0 = time.perf_counter()
+    for epoch in range(epochs):
+        model.train()
+        if sampler is None:
+            opt.zero_grad()
+            loss = model.dgi_loss(x_dev, eil_dev, generator=gen)
+            loss.backward()
+            opt.step()
+            epoch_loss = float(loss.detach())
+        else:
+            assert batch_size is not None
+            order = rng.permutation(n)
+            total, seen = 0.0, 0
+            for start in range(0, n, batch_size):
+                targets = order[start : start + batch_size]
+                nodes, sub = sampler.sample(targets, rng)
+                perm = torch.randperm(n, generator=gen)
+                nodes_t = torch.from_numpy(nodes)
+                x_sub = x_dev[nodes_t.to(dev)]
+                x_neg = x_dev[perm[nodes_t].to(dev)]
+                opt.zero_grad()
+                loss = model.dgi_loss(
+                    x_sub, [e.to(dev) for e in sub], target_size=len(targets), x_corrupt=x_neg
+                )
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(targets)
+                seen += len(targets)
+            epoch_loss = total / max(seen, 1)
+        if not math.isfinite(epoch_loss):
+            raise ModelError(f"HDGI training diverged at epoch {epoch} (loss {epoch_loss}); lower lr")
+        losses.append(epoch_loss)
+        if on_epoch is not None:
+            on_epoch(epoch, epoch_loss)
+        if epoch_loss < best_loss - min_delta:
+            best_loss, best_epoch, bad = epoch_loss, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            bad += 1
+            if bad >= patience:
+                stopped = True
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    _, weights = embed_personas(model, x_t, eil, batch_size=batch_size, device=dev, return_weights=True)
+    model.attention.copy_(torch.as_tensor(weights, device=model.attention.device))
+    return TrainResult(
+        losses=losses,
+        best_epoch=best_epoch,
+        best_loss=best_loss,
+        attention=[float(w) for w in weights],
+        epochs_run=len(losses),
+        stopped_early=stopped,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+@torch.no_grad()
+def embed_personas(
+    model: HDGI,
+    x: Tensor | np.ndarray,
+    edge_index_list: Sequence[EdgeLike],
+    *,
+    batch_size: int | None = None,
+    device: str | torch.device | None = None,
+    use_stored_attention: bool = False,
+    return_weights: bool = False,
+) -> Any:
+    """Persona vectors ``[N, hidden]`` (numpy float32) for every user.
+
+    Full graph at once, or in target batches (exact for mean-GCN/GAT) with the semantic
+    weights accumulated over all nodes, so both modes agree. ``use_stored_attention`` uses
+    ``model.attention`` instead of recomputing. ``return_weights`` → ``(z, weights)``.
+    """
+    dev = _device(device) if device is not None else next(model.parameters()).device
+    x_t = _as_x(x)
+    n = x_t.size(0)
+    eil = _as_edges(edge_index_list, n)
+    was = model.training
+    model.eval()
+    model.to(dev)
+    fixed = model.attention if use_stored_attention else None
+    try:
+        if batch_size is None:
+            z, w = model(x_t.to(dev), [e.to(dev) for e in eil], weights=fixed)
+        else:
+            sampler = SubgraphSampler(eil, n)
+            x_dev = x_t.to(dev)
+            zs_all = torch.empty(model.num_metapaths, n, model.hidden_channels)
+            score_sum = torch.zeros(model.num_metapaths, dtype=torch.float64)
+            for start in range(0, n, batch_size):
+                targets = np.arange(start, min(start + batch_size, n), dtype=np.int64)
+                nodes, sub = sampler.sample(targets)
+                zs = model.encode(
+                    x_dev[torch.from_numpy(nodes).to(dev)], [e.to(dev) for e in sub], len(targets)
+                )
+                zs_all[:, start : start + len(targets)] = zs.cpu()
+                if fixed is None:
+                    score_sum += model.semantic.scores(zs).double().cpu() * len(targets)
+            w = fixed if fixed is not None else torch.softmax(score_sum / max(n, 1), dim=0).float()
+            z, w = model.combine(zs_all, w.cpu())
+    finally:
+        model.train(was)
+    model.last_weights = w.detach()
+    z_np = z.detach().cpu().numpy().astype(np.float32)
+    if return_weights:
+        return z_np, w.detach().cpu().numpy().astype(np.float64)
+    return z_np
+
+
+# -- persistence ---------------------------------------------------------------------------
+
+
+def _state_bytes(state: dict[str, Tensor]) -> bytes:
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().cpu().contiguous()
+        h.update(k.encode())
+        h.update(str(t.dtype).encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return h.digest()
+
+
+def model_hash(model_or_state: HDGI | dict[str, Tensor], config: dict[str, Any]) -> str:
+    """sha256 of the state-dict bytes + the config (without its hash), first 12 hex chars."""
+    state = model_or_state.state_dict() if isinstance(model_or_state, torch.nn.Module) else model_or_state
+    cfg = {k: v for k, v in config.items() if k != "model_hash"}
+    h = hashlib.sha256(_state_bytes(state))
+    h.update(json.dumps(cfg, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:12]
+
+
+def save_model(
+    path_dir: str | Path,
+    model: HDGI,
+    hparams: dict[str, Any],
+    metapaths: Sequence[MetaPathSpec | str],
+    attention: Sequence[float] | Tensor | np.ndarray | None = None,
+) -> str:
+    """Write ``model.pt`` (state dict), ``config.json`` (constructor args, training
+    hyper-parameters, meta-paths, attention, hash) and ``attention.json``; returns the hash."""
+    path = Path(path_dir)
+    specs = [s if isinstance(s, MetaPathSpec) else MetaPathSpec(name=str(s)) for s in metapaths]
+    if len(specs) != model.num_metapaths:
+        raise ConfigError(f"model has {model.num_metapaths} meta-paths, {len(specs)} given")
+    att = model.attention if attention is None else attention
+    att_list = [float(a) for a in torch.as_tensor(att).detach().cpu().flatten().tolist()]
+    if len(att_list) != model.num_metapaths:
+        raise ConfigError("attention must have one weight per meta-path")
+    config: dict[str, Any] = {
+        "format": FORMAT_VERSION,
+        "model": model.init_args,
+        "hparams": dict(hparams),
+        "metapaths": [s.to_dict() for s in specs],
+        "attention": {s.name: a for s, a in zip(specs, att_list, strict=True)},
+    }
+    try:
+        json.dumps(config)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"hparams must be JSON-serialisable: {e}") from e
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    config["model_hash"] = model_hash(state, config)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        (path / MODEL_FILE).write_bytes(buf.getvalue())
+        (path / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        (path / ATTENTION_FILE).write_text(json.dumps(config["attention"], indent=2) + "\n")
+    except OSError as e:
+        raise ModelError(f"cannot write model to {path}: {e}") from e
+    return config["model_hash"]
+
+
+def load_model(path_dir: str | Path, *, device: str | torch.device = "cpu") -> tuple[HDGI, dict[str, Any]]:
+    """Rebuild the model from ``save_model``'s directory; the hash is checked (``ModelError``
+    when files are missing, unreadable, of another format or do not match their hash)."""
+    path = Path(path_dir)
+    try:
+        config = json.loads((path / CONFIG_FILE).read_text())
+    except FileNotFoundError as e:
+        raise ModelError(f"no persona model at {path} (missing {CONFIG_FILE}); train one first") from e
+    except (OSError, json.JSONDecodeError) as e:
+        raise ModelError(f"cannot read {path / CONFIG_FILE}: {e}") from e
+    if config.get("format") != FORMAT_VERSION:
+        raise ModelError(f"{path}: model format {config.get('format')!r}, expected {FORMAT_VERSION}; retrain")
+    try:
+        model = HDGI(**config["model"])
+        state = torch.load(path / MODEL_FILE, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except FileNotFoundError as e:
+        raise ModelError(f"{path}: missing {MODEL_FILE}") from e
+    except (KeyError, TypeError, RuntimeError, ConfigError, OSError) as e:
+        raise ModelError(f"{path}: incompatible persona model: {e}") from e
+    if model_hash(model, config) != config.get("model_hash"):
+        raise ModelError(f"{path}: model files do not match their hash (stale or modified); retrain")
+    model.to(_device(device))
+    model.eval()
+    return model, config

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from kgrec.errors import ConfigError
+from kgrec.personas.data import session_features, user_features
+from kgrec.personas.hdgi import HDGI
+from kgrec.personas.inductive import InductivePersonas, infer_persona
+from kgrec.personas.metapaths import build_metapath_graphs, parse_metapaths
+
+SPECS = parse_metapaths(["UIU", "UIFIU", "UIEEIU"], max_neighbors=6, max_fanout=8)
+
+
+@pytest.fixture(scope="module")
+def model_and_graphs(arrays):
+    torch.manual_seed(0)
+    model = HDGI(16, 12, 3, semantic_hidden=8)
+    with torch.no_grad():
+        model.attention.copy_(torch.tensor([0.5, 0.3, 0.2]))
+    model.eval()
+    return model, build_metapath_graphs(arrays, SPECS, seed=0)
+
+
+def test_unseen_session_vector(model_and_graphs, arrays):
+    model, _ = model_and_graphs
+    inf = InductivePersonas(model, arrays, SPECS)
+    v = inf.infer([0, 3, 6, 9])
+    assert v.shape == (12,) and v.dtype == np.float32 and np.isfinite(v).all()
+    assert np.array_equal(v, infer_persona(model, arrays, [0, 3, 6, 9], SPECS))
+    many = inf.infer_many([[0, 3, 6, 9], [1, 4], []])
+    assert many.shape == (3, 12) and np.allclose(many[0], v, atol=1e-6)
+    nbrs = inf.neighbours([0, 3])
+    assert len(nbrs) == 3 and all(len(n) <= 6 for n in nbrs) and len(nbrs[0]) > 0
+
+
+def test_inductive_equals_full_graph_encoding(model_and_graphs, arrays):
+    """The session node encoded in its small subgraph = the same node added to the full graph."""
+    model, graphs = model_and_graphs
+    items = [1, 4, 7]
+    inf = InductivePersonas(model, arrays, SPECS)
+    v = inf.infer(items)
+    nbrs = inf.neighbours(items)
+    n = arrays.n_users
+    x = torch.cat(
+        [torch.from_numpy(user_features(arrays)), torch.from_numpy(session_features(arrays, items))[None]]
+    )
+    eil = []
+    for g, nb in zip(graphs, nbrs, strict=True):
+        extra = torch.stack([torch.from_numpy(nb), torch.full((len(nb),), n)])
+        eil.append(torch.cat([g.edge_index_tensor(), extra], dim=1))
+    full = model.embed(x, eil, weights=model.attention)
+    assert np.allclose(full[n].numpy(), v, atol=1e-5)
+
+
+def test_extra_features_and_mismatch(model_and_graphs, arrays):
+    model, _ = model_and_graphs
+    with pytest.raises(ConfigError):
+        InductivePersonas(model, arrays, SPECS[:2])
+    wide = HDGI(18, 12, 3, semantic_hidden=8)
+    ux = np.concatenate([user_features(arrays), np.ones((60, 2), np.float32)], axis=1)
+    assert InductivePersonas(wide, arrays, SPECS, user_x=ux).infer([2]).shape == (12,)
+    with pytest.raises(ConfigError):
+        InductivePersonas(wide, arrays, SPECS)  # default user features are 16 wide
