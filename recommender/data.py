@@ -1,0 +1,316 @@
+"""Item vocabulary and the sequence views of a train / valid / test split.
+
+Input frames carry the canonical interaction columns (``user, item, ts, order,
+rating``, see :mod:`kgrec.kg.tables`) plus a ``session`` string id; rows are
+sorted by time per user (we re-sort stably by ``ts`` then ``order`` anyway).
+
+Evaluation protocol
+-------------------
+For every user with held-out rows (``valid`` or ``test``) we predict **every next
+item inside the held-out session** given the prefix:
+
+* history = all of the user's ``train`` items in time order (for the test set,
+  followed by the user's ``valid`` items), then the earlier items of the held-out
+  session;
+* target = the next held-out item.
+
+A held-out session of n items therefore gives n examples (the first one is
+predicted from the history alone). For ``Ordering.ORDER`` data the held-out
+"session" is the single last (test) or second-to-last (valid) item, so there is
+exactly one example per user. Histories are truncated to their last ``max_len``
+items. Metrics are averaged over examples (micro average).
+
+Training examples are all prefixes of each user's ``train`` sequence: the model
+is fed windows of ``max_len`` items with the next item as the target at every
+position; under causal attention each position is exactly one prefix example
+(truncated to ``max_len``). Sequences longer than ``max_len + 1`` are cut into
+windows so that every prefix appears once.
+
+Index 0 of the vocabulary is padding; sequences are **left**-padded, so the most
+recent item is always in the last column.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kgrec.errors import ConfigError, DataError, ModelError, NotFoundError
+
+PAD = 0
+DEFAULT_MAX_LEN = 50
+
+
+class ItemVocab:
+    """Item id <-> index. Index 0 is padding; real items are 1..n."""
+
+    def __init__(self, item_ids: Iterable[str]):
+        self.ids: list[str] = ["<pad>"]
+        self.index: dict[str, int] = {}
+        for it in item_ids:
+            it = str(it)
+            if it not in self.index:
+                self.index[it] = len(self.ids)
+                self.ids.append(it)
+
+    @classmethod
+    def from_frames(cls, *frames: pd.DataFrame | None, items: pd.DataFrame | None = None) -> ItemVocab:
+        """Items of ``items`` (catalogue order) first, then any other item seen in ``frames``."""
+        ids: list[str] = []
+        if items is not None and "item" in items:
+            ids.extend(items["item"].astype(str).tolist())
+        for f in frames:
+            if f is not None and len(f):
+                ids.extend(pd.unique(f["item"].astype(str)).tolist())
+        return cls(ids)
+
+    def __len__(self) -> int:  # including padding
+        return len(self.ids)
+
+    @property
+    def num_items(self) -> int:
+        """Size of the score vector: real items + the padding column."""
+        return len(self.ids)
+
+    def __contains__(self, item: str) -> bool:
+        return item in self.index
+
+    def encode(self, items: Iterable[str]) -> np.ndarray:
+        """Indices of ``items``; an unknown id raises :class:`NotFoundError` naming it."""
+        out = []
+        for it in items:
+            try:
+                out.append(self.index[str(it)])
+            except KeyError as e:
+                raise NotFoundError(f"unknown item id {it!r} (not in the recommender's vocabulary)") from e
+        return np.asarray(out, dtype=np.int64)
+
+    def decode(self, idx: Iterable[int]) -> list[str]:
+        return [self.ids[int(i)] for i in idx]
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.ids[1:]), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> ItemVocab:
+        try:
+            return cls(json.loads(Path(path).read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as e:
+            raise ModelError(f"cannot read item vocabulary {path}: {e}") from e
+
+
+def _check_columns(frame: pd.DataFrame, name: str, cols: Sequence[str] = ("user", "item")) -> None:
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise DataError(f"{name} frame lacks column(s) {missing}")
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    keys = [c for c in ("ts", "order") if c in frame.columns]
+    if not keys:
+        return frame
+    # stable sort inside each user keeps the given order for NaN timestamps / ties
+    return frame.sort_values(["user", *keys], kind="stable", na_position="last")
+
+
+def user_sequences(frame: pd.DataFrame | None, vocab: ItemVocab) -> dict[str, np.ndarray]:
+    """user -> item indices in time order."""
+    if frame is None or not len(frame):
+        return {}
+    _check_columns(frame, "interaction")
+    f = _sorted(frame)
+    idx = vocab.encode(f["item"].astype(str))
+    users = f["user"].astype(str).to_numpy()
+    out: dict[str, np.ndarray] = {}
+    # group contiguous runs (sorted by user)
+    if len(users):
+        cut = np.flatnonzero(users[1:] != users[:-1]) + 1
+        starts = np.concatenate([[0], cut])
+        ends = np.concatenate([cut, [len(users)]])
+        for s, e in zip(starts, ends, strict=True):
+            out[users[s]] = idx[s:e]
+    return out
+
+
+def pad_left(seqs: Sequence[np.ndarray], max_len: int) -> np.ndarray:
+    """[N, max_len] int64, each row the last ``max_len`` items, left-padded with 0."""
+    out = np.zeros((len(seqs), max_len), dtype=np.int64)
+    for i, s in enumerate(seqs):
+        s = np.asarray(s[-max_len:], dtype=np.int64) if len(s) else np.zeros(0, np.int64)
+        if len(s):
+            out[i, max_len - len(s):] = s
+    return out
+
+
+@dataclass
+class TrainWindows:
+    """Windows of train sequences: ``inputs[i, t]`` predicts ``targets[i, t]`` (0 = ignore)."""
+
+    users: list[str]
+    inputs: np.ndarray  # [N, max_len]
+    targets: np.ndarray  # [N, max_len]
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+
+def training_windows(seqs: Mapping[str, np.ndarray], max_len: int = DEFAULT_MAX_LEN) -> TrainWindows:
+    """All prefixes of every sequence, packed as causal windows (see module docstring)."""
+    if max_len < 1:
+        raise ConfigError(f"max_len must be >= 1, got {max_len}")
+    users, ins, tgs = [], [], []
+    for u, s in seqs.items():
+        s = np.asarray(s, dtype=np.int64)
+        if len(s) < 2:
+            continue
+        # targets are s[1:], each predicted from up to max_len items before it.
+        # window w covers targets s[start+1 : start+1+max_len]; the first window keeps
+        # the earliest targets, later windows give the rest with a full context.
+        end = len(s) - 1  # build windows from the end backwards
+        while end > 0:
+            start = max(0, end - max_len)
+            users.append(u)
+            ins.append(s[start:end])
+            tgs.append(s[start + 1:end + 1])
+            end = start
+    inputs = pad_left(ins, max_len)
+    targets = pad_left(tgs, max_len)
+    return TrainWindows(users, inputs, targets)
+
+
+def training_prefixes(seqs: Mapping[str, np.ndarray], max_len: int = DEFAULT_MAX_LEN):
+    """Explicit (user, prefix, target) triples: every prefix of every train sequence."""
+    out = []
+    for u, s in seqs.items():
+        for t in range(1, len(s)):
+            out.append((u, np.asarray(s[max(0, t - max_len):t]), int(s[t])))
+    return out
+
+
+@dataclass
+class EvalExamples:
+    """One row per (user, next held-out item)."""
+
+    users: list[str]
+    seqs: np.ndarray  # [N, max_len] left-padded history prefix
+    targets: np.ndarray  # [N]
+    session_pos: np.ndarray  # [N] position of the target inside its held-out session (0 = first)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def subset(self, idx: np.ndarray) -> EvalExamples:
+        return EvalExamples([self.users[i] for i in idx], self.seqs[idx], self.targets[idx],
+                            self.session_pos[idx])
+
+
+def eval_examples(history: Sequence[pd.DataFrame | None], heldout: pd.DataFrame, vocab: ItemVocab,
+                  max_len: int = DEFAULT_MAX_LEN) -> EvalExamples:
+    """Examples predicting every next item of each user's held-out session (module docstring).
+
+    ``history`` frames are concatenated per user in the given order (train, then valid).
+    If ``heldout`` has several sessions for one user, each is treated separately with
+    the same history (earlier held-out sessions are not added to the prefix).
+    """
+    _check_columns(heldout, "held-out")
+    hist: dict[str, list[np.ndarray]] = {}
+    for f in history:
+        for u, s in user_sequences(f, vocab).items():
+            hist.setdefault(u, []).append(s)
+    h = _sorted(heldout)
+    if "session" not in h.columns:
+        h = h.assign(session=h["user"].astype(str))
+    users, prefixes, targets, pos = [], [], [], []
+    for (u, _sess), g in h.groupby([h["user"].astype(str), h["session"].astype(str)], sort=False):
+        base = np.concatenate(hist.get(u, [])) if u in hist else np.zeros(0, np.int64)
+        items = vocab.encode(g["item"].astype(str))
+        for j, t in enumerate(items):
+            ctx = np.concatenate([base, items[:j]])
+            users.append(u)
+            prefixes.append(ctx)
+            targets.append(int(t))
+            pos.append(j)
+    return EvalExamples(users, pad_left(prefixes, max_len), np.asarray(targets, dtype=np.int64),
+                        np.asarray(pos, dtype=np.int64))
+
+
+def item_counts(train: pd.DataFrame, vocab: ItemVocab) -> np.ndarray:
+    """Training interaction count per vocabulary index (padding = 0)."""
+    c = np.zeros(len(vocab), dtype=np.float64)
+    idx = vocab.encode(train["item"].astype(str))
+    np.add.at(c, idx, 1.0)
+    return c
+
+
+def align_item_embeddings(vocab: ItemVocab, item_emb, item_ids: Sequence[str] | None = None) -> np.ndarray:
+    """[len(vocab), d] float32 rows aligned to ``vocab`` (padding / missing items = zeros).
+
+    ``item_emb`` is a ``Mapping[item_id, vector]``, a DataFrame indexed by item id, or an
+    array whose rows follow ``item_ids`` (or, without ``item_ids``, the vocabulary's own
+    order: ``len(vocab) - 1`` rows for items 1..n, or ``len(vocab)`` rows including padding).
+    """
+    if isinstance(item_emb, pd.DataFrame):
+        item_ids, item_emb = [str(i) for i in item_emb.index], item_emb.to_numpy()
+    if isinstance(item_emb, Mapping):
+        keys = list(item_emb)
+        item_ids = [str(k) for k in keys]
+        item_emb = np.stack([np.asarray(item_emb[k], dtype=np.float32) for k in keys]) if keys else None
+        if item_emb is None:
+            raise DataError("empty item embedding mapping")
+    arr = np.asarray(item_emb, dtype=np.float32)
+    if arr.ndim != 2:
+        raise DataError(f"item embeddings must be 2-D, got shape {arr.shape}")
+    if item_ids is None:
+        if len(arr) == len(vocab):
+            out = arr.copy()
+            out[0] = 0.0
+            return out
+        if len(arr) == len(vocab) - 1:
+            return np.concatenate([np.zeros((1, arr.shape[1]), np.float32), arr])
+        raise DataError(f"{len(arr)} item embedding rows for {len(vocab) - 1} items and no item ids")
+    if len(item_ids) != len(arr):
+        raise DataError(f"{len(arr)} item embedding rows but {len(item_ids)} item ids")
+    out = np.zeros((len(vocab), arr.shape[1]), dtype=np.float32)
+    for i, it in enumerate(item_ids):
+        j = vocab.index.get(str(it))
+        if j is not None:
+            out[j] = arr[i]
+    return out
+
+
+def persona_matrix(users: Sequence[str], personas, dim: int | None = None,
+                   persona_users: Sequence[str] | None = None) -> np.ndarray:
+    """[len(users), d] float32 persona rows for ``users``; users without a persona get zeros.
+
+    ``personas`` is a ``Mapping[user, vector]``, a DataFrame indexed by user, or an array
+    aligned to ``persona_users``.
+    """
+    if isinstance(personas, pd.DataFrame):
+        persona_users, personas = [str(u) for u in personas.index], personas.to_numpy()
+    if not isinstance(personas, Mapping):
+        arr = np.asarray(personas, dtype=np.float32)
+        if persona_users is None or len(persona_users) != len(arr):
+            raise DataError("a persona array needs persona_users of the same length")
+        personas = {str(u): arr[i] for i, u in enumerate(persona_users)}
+    if dim is None:
+        first = next(iter(personas.values()), None)
+        if first is None:
+            raise DataError("no personas given")
+        dim = int(np.asarray(first).shape[-1])
+    out = np.zeros((len(users), dim), dtype=np.float32)
+    for i, u in enumerate(users):
+        v = personas.get(u)
+        if v is not None:
+            out[i] = np.asarray(v, dtype=np.float32).reshape(-1)
+    return out
+
+
+def history_user_embeddings(train: pd.DataFrame, vocab: ItemVocab, item_table: np.ndarray) -> dict[str, np.ndarray]:
+    """user -> mean LLM embedding of the user's training items (the history-user ablation)."""
+    return {u: item_table[s].mean(axis=0).astype(np.float32)
+            for u, s in user_sequences(train, vocab).items() if len(s)}

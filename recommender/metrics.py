@@ -1,0 +1,127 @@
+"""Ranking metrics computed from the target's rank in the full catalogue.
+
+Definitions (one example = one target item; metrics are means over examples):
+
+* rank: 1 + number of catalogue items scored **strictly higher** than the target +
+  number of *other* items scored **equal** to it (ties count against the target, a
+  conservative choice that matters for the popularity baseline). The padding
+  column 0 is never ranked.
+* ``HR@k``   = 1 if rank <= k.
+* ``NDCG@10`` = 1 / log2(rank + 1) if rank <= 10 else 0 (one relevant item, so IDCG = 1).
+* ``MRR``    = 1 / rank over the **full** ranking (not cut at 100).
+* ``LT-HR@100``: HR@100 over the examples whose target is a long-tail item, i.e. not
+  among the top 20 % most popular items of the training set (see :func:`head_items`).
+* ``coverage``: share of the catalogue (items 1..n) that appears in at least one
+  top-10 list over the evaluated examples.
+
+Items already in the example's history are **not** excluded by default
+(``exclude_seen=False``); with ``exclude_seen=True`` they are scored -inf, so a
+repeated target then counts as a miss.
+
+These are validated against ``torchmetrics.functional.retrieval_*`` in the tests;
+torchmetrics is not used here because its per-query API is slow on full catalogues.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+METRICS = ("HR@10", "HR@100", "NDCG@10", "MRR", "LT-HR@100", "coverage")
+
+
+def head_items(counts: np.ndarray, share: float = 0.2) -> np.ndarray:
+    """Boolean mask [num_items]: the ceil(share * #items-with-train-interactions) most popular.
+
+    ``counts`` is the training interaction count per vocabulary index (index 0 =
+    padding). Ties at the cut are broken by index (lower index first), deterministically.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    n_train = int((counts[1:] > 0).sum())
+    k = math.ceil(share * n_train)
+    mask = np.zeros(len(counts), dtype=bool)
+    if k:
+        idx = np.arange(1, len(counts))
+        order = idx[np.lexsort((idx, -counts[1:]))]
+        mask[order[:k]] = True
+    return mask
+
+
+def ranks_from_scores(scores, targets, seen=None):
+    """1-based rank of each target (torch tensors in, LongTensor out). See module docstring.
+
+    ``scores`` [B, C] (column 0 = padding, ignored), ``targets`` [B]; ``seen`` an optional
+    [B, L] index tensor of history items to exclude (0 = padding, ignored).
+    """
+    import torch
+
+    scores = scores.float().clone()
+    scores[:, 0] = -torch.inf
+    if seen is not None:
+        scores.scatter_(1, seen, -torch.inf)
+        scores[:, 0] = -torch.inf
+    t = scores.gather(1, targets.view(-1, 1))
+    higher = (scores > t).sum(1)
+    ties = (scores == t).sum(1) - 1
+    return (1 + higher + ties).long()
+
+
+def metrics_from_ranks(ranks: np.ndarray) -> dict[str, float]:
+    """HR@10, HR@100, NDCG@10, MRR from 1-based ranks (means over examples)."""
+    r = np.asarray(ranks, dtype=np.float64)
+    if not len(r):
+        return {"HR@10": math.nan, "HR@100": math.nan, "NDCG@10": math.nan, "MRR": math.nan}
+    return {
+        "HR@10": float((r <= 10).mean()),
+        "HR@100": float((r <= 100).mean()),
+        "NDCG@10": float(np.where(r <= 10, 1.0 / np.log2(r + 1.0), 0.0).mean()),
+        "MRR": float((1.0 / r).mean()),
+    }
+
+
+class RankingAccumulator:
+    """Collects ranks and top-10 lists batch by batch; :meth:`compute` gives all six metrics."""
+
+    def __init__(self, num_items: int, head_mask: np.ndarray | None = None, exclude_seen: bool = False):
+        self.num_items = num_items
+        self.head_mask = head_mask
+        self.exclude_seen = exclude_seen
+        self.ranks: list[np.ndarray] = []
+        self.targets: list[np.ndarray] = []
+        self.covered = np.zeros(num_items, dtype=bool)
+
+    def update(self, scores, targets, seqs=None) -> np.ndarray:
+        """Full-catalogue ``scores`` [B, C] (torch); returns the batch ranks."""
+        import torch
+
+        seen = seqs if self.exclude_seen else None
+        ranks = ranks_from_scores(scores, targets, seen)
+        s = scores.float().clone()
+        s[:, 0] = -torch.inf
+        if seen is not None:
+            s.scatter_(1, seen, -torch.inf)
+            s[:, 0] = -torch.inf
+        top = s.topk(min(10, s.shape[1] - 1), dim=1).indices
+        self.add_ranks(ranks.cpu().numpy(), targets.cpu().numpy(), top.cpu().numpy())
+        return ranks.cpu().numpy()
+
+    def add_ranks(self, ranks: np.ndarray, targets: np.ndarray, top10: np.ndarray) -> None:
+        """For pipelines that compute ranks themselves (e.g. rerank)."""
+        self.ranks.append(np.asarray(ranks))
+        self.targets.append(np.asarray(targets))
+        self.covered[np.asarray(top10).reshape(-1)] = True
+
+    def compute(self) -> dict[str, float]:
+        r = np.concatenate(self.ranks) if self.ranks else np.zeros(0)
+        t = np.concatenate(self.targets) if self.targets else np.zeros(0, dtype=np.int64)
+        out = metrics_from_ranks(r)
+        if self.head_mask is not None and len(r):
+            lt = ~self.head_mask[t]
+            out["LT-HR@100"] = float((r[lt] <= 100).mean()) if lt.any() else math.nan
+        else:
+            out["LT-HR@100"] = math.nan
+        cov = self.covered.copy()
+        cov[0] = False
+        out["coverage"] = float(cov.sum() / max(1, self.num_items - 1))
+        return out

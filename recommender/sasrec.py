@@ -1,0 +1,214 @@
+"""SASRec (Kang & McAuley 2018) with optional LLM item initialisation and gBCE loss.
+
+Item indices follow :class:`kgrec.recommender.data.ItemVocab`: ``num_items`` counts
+the padding index 0, score column 0 is always ``-inf``. Sequences are left-padded
+``[B, L]`` with the most recent item last.
+
+This module imports torch at import time; import it lazily (the package
+``__init__`` does not).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kgrec.errors import ConfigError
+
+
+def attention_mask(seqs: torch.Tensor, num_heads: int, prefix: int = 0) -> torch.Tensor:
+    """Boolean [B*heads, L', L'] mask (True = blocked): causal + padded keys, self always allowed.
+
+    ``prefix`` extra leading positions (e.g. a persona token) are never padding.
+    """
+    b, l = seqs.shape
+    n = l + prefix
+    pad = seqs == 0
+    if prefix:
+        pad = torch.cat([torch.zeros(b, prefix, dtype=torch.bool, device=seqs.device), pad], 1)
+    causal = torch.triu(torch.ones(n, n, dtype=torch.bool, device=seqs.device), diagonal=1)
+    m = causal.unsqueeze(0) | pad.unsqueeze(1)  # [B, n, n]
+    eye = torch.eye(n, dtype=torch.bool, device=seqs.device).unsqueeze(0)
+    m = m & ~eye
+    return m.repeat_interleave(num_heads, dim=0)
+
+
+class CausalEncoder(nn.Module):
+    """Positional embedding + pre-LN causal transformer blocks + final LayerNorm."""
+
+    def __init__(self, hidden: int, num_blocks: int, num_heads: int, max_positions: int, dropout: float):
+        super().__init__()
+        if hidden % num_heads:
+            raise ConfigError(f"hidden ({hidden}) must be divisible by num_heads ({num_heads})")
+        self.num_heads = num_heads
+        self.pos = nn.Embedding(max_positions, hidden)
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList([
+            nn.TransformerEncoderLayer(hidden, num_heads, dim_feedforward=hidden, dropout=dropout,
+                                       activation="gelu", batch_first=True, norm_first=True)
+            for _ in range(num_blocks)
+        ])
+        self.norm = nn.LayerNorm(hidden)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """``x`` [B, n, H] embeddings, ``mask`` from :func:`attention_mask`, ``keep`` [B, n] float."""
+        n = x.shape[1]
+        x = x * math.sqrt(x.shape[-1]) + self.pos.weight[-n:].unsqueeze(0)
+        x = self.drop(x) * keep.unsqueeze(-1)
+        for blk in self.blocks:
+            x = blk(x, src_mask=mask) * keep.unsqueeze(-1)
+        return self.norm(x)
+
+
+class LLMItemTable(nn.Module):
+    """Item table = trainable embedding (+ learned projection of frozen LLM vectors)."""
+
+    def __init__(self, num_items: int, hidden: int, item_init: np.ndarray | None):
+        super().__init__()
+        self.emb = nn.Embedding(num_items, hidden, padding_idx=0)
+        nn.init.normal_(self.emb.weight, std=0.02 if item_init is None else 0.002)
+        with torch.no_grad():
+            self.emb.weight[0].zero_()
+        if item_init is not None:
+            init = torch.as_tensor(np.asarray(item_init, dtype=np.float32))
+            if init.shape[0] != num_items:
+                raise ConfigError(f"item_init has {init.shape[0]} rows, expected num_items={num_items}")
+            init = init / init.norm(dim=1, keepdim=True).clamp_min(1e-8)
+            self.register_buffer("llm", init)
+            self.proj = nn.Linear(init.shape[1], hidden, bias=False)
+        else:
+            self.register_buffer("llm", None)
+            self.proj = None
+
+    def weight(self) -> torch.Tensor:
+        w = self.emb.weight
+        if self.proj is not None:
+            w = w + self.proj(self.llm)
+            w = torch.cat([torch.zeros_like(w[:1]), w[1:]])
+        return w
+
+
+def gbce_beta(num_negatives: int, num_items: int, t: float = 0.75) -> float:
+    """gSASRec calibration exponent: beta = alpha (t (1 - 1/alpha) + 1/alpha), alpha = k / (n - 1)."""
+    alpha = num_negatives / max(1, num_items - 1)
+    return alpha * (t * (1.0 - 1.0 / alpha) + 1.0 / alpha)
+
+
+class SASRec(nn.Module):
+    """Self-attentive sequential recommender.
+
+    Args:
+        num_items: vocabulary size **including** padding index 0.
+        hidden, num_blocks, num_heads, max_len, dropout: the usual SASRec sizes.
+        item_init: optional ``[num_items, d]`` LLM item embeddings, L2-normalised, frozen,
+            passed through a learned linear projection and added to the item table.
+        loss_type: ``"ce"`` (full softmax over the catalogue) or ``"gbce"`` (gSASRec,
+            Petrov & Macdonald 2023: uniform sampled negatives, calibrated BCE).
+        num_negatives, gbce_t: gBCE settings.
+    """
+
+    def __init__(self, num_items: int, hidden: int = 64, num_blocks: int = 2, num_heads: int = 1,
+                 max_len: int = 50, dropout: float = 0.2, item_init: np.ndarray | None = None,
+                 loss_type: str = "ce", num_negatives: int = 256, gbce_t: float = 0.75):
+        super().__init__()
+        if loss_type not in ("ce", "gbce"):
+            raise ConfigError(f"loss_type must be 'ce' or 'gbce', got {loss_type!r}")
+        if num_items < 2:
+            raise ConfigError("num_items must count padding plus at least one item")
+        self.num_items, self.hidden, self.max_len = num_items, hidden, max_len
+        self.loss_type = loss_type
+        self.num_negatives = min(num_negatives, num_items - 1)
+        self.beta = gbce_beta(self.num_negatives, num_items, gbce_t)
+        self.items = LLMItemTable(num_items, hidden, item_init)
+        self.encoder = CausalEncoder(hidden, num_blocks, num_heads, max_len, dropout)
+
+    def config(self) -> dict:
+        return {"num_items": self.num_items, "hidden": self.hidden, "max_len": self.max_len,
+                "num_blocks": len(self.encoder.blocks), "num_heads": self.encoder.num_heads,
+                "dropout": self.encoder.drop.p, "loss_type": self.loss_type,
+                "num_negatives": self.num_negatives,
+                "item_init_dim": None if self.items.llm is None else int(self.items.llm.shape[1])}
+
+    def _crop(self, seqs: torch.Tensor) -> torch.Tensor:
+        return seqs[:, -self.max_len:]
+
+    def hidden_states(self, seqs: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, L, H] causal states (position t has seen items 0..t)."""
+        seqs = self._crop(seqs)
+        table = self.items.weight() if table is None else table
+        x = F.embedding(seqs, table)
+        keep = (seqs != 0).float()
+        return self.encoder(x, attention_mask(seqs, self.encoder.num_heads), keep)
+
+    def forward(self, seqs: torch.Tensor) -> torch.Tensor:
+        """Full-catalogue logits at every position: [B, L, num_items]."""
+        table = self.items.weight()
+        h = self.hidden_states(seqs, table)
+        return self._mask_pad(h @ table.T)
+
+    @staticmethod
+    def _mask_pad(logits: torch.Tensor) -> torch.Tensor:
+        logits[..., 0] = -torch.inf
+        return logits
+
+    def score(self, seqs: torch.Tensor) -> torch.Tensor:
+        """[B, num_items] next-item scores from the last position."""
+        table = self.items.weight()
+        h = self.hidden_states(seqs, table)[:, -1]
+        return self._mask_pad(h @ table.T)
+
+    def score_candidates(self, seqs: torch.Tensor, cand: torch.Tensor,
+                         table: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, K] scores of candidate indices ``cand`` [B, K] (no full-catalogue matmul).
+
+        ``table`` may pass a cached ``self.items.weight()`` (inference only).
+        """
+        table = self.items.weight() if table is None else table
+        h = self.hidden_states(seqs, table)[:, -1]
+        s = torch.einsum("bh,bkh->bk", h, table[cand])
+        return s.masked_fill(cand == 0, -torch.inf)
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Training loss; padding targets (0) are ignored.
+
+        ``ce``: ``logits`` [N, num_items] full-catalogue logits, ``targets`` [N] indices.
+        ``gbce``: ``logits`` [N, 1 + k] with the positive in column 0 and k sampled
+        negatives after it; ``targets`` [N] only marks padding (0 = ignore).
+        """
+        valid = targets != 0
+        if not valid.any():
+            return logits.sum() * 0.0
+        logits, targets = logits[valid], targets[valid]
+        if self.loss_type == "ce":
+            logits = logits.clone()
+            logits[:, 0] = -torch.inf
+            return F.cross_entropy(logits, targets)
+        pos, neg = logits[:, 0], logits[:, 1:]
+        # gBCE: -[beta * log sigma(s+) + sum log(1 - sigma(s-))], averaged over positions
+        return -(self.beta * F.logsigmoid(pos) + F.logsigmoid(-neg).sum(1)).mean()
+
+    def training_loss(self, seqs: torch.Tensor, targets: torch.Tensor,
+                      generator: torch.Generator | None = None, **_: object) -> torch.Tensor:
+        """Loss on windows ``seqs`` [B, L] / ``targets`` [B, L] (0 = ignore)."""
+        seqs, targets = self._crop(seqs), self._crop(targets)
+        table = self.items.weight()
+        h = self.hidden_states(seqs, table).reshape(-1, self.hidden)
+        t = targets.reshape(-1)
+        keep = t != 0
+        h, t = h[keep], t[keep]
+        if self.loss_type == "ce":
+            return self.loss(h @ table.T, t)
+        neg = torch.randint(1, self.num_items, (len(t), self.num_negatives), generator=generator,
+                            device=t.device)
+        # resample collisions with the positive once (rare; the rest are kept as is)
+        clash = neg == t.unsqueeze(1)
+        if clash.any():
+            neg[clash] = torch.randint(1, self.num_items, (int(clash.sum()),), generator=generator,
+                                       device=t.device)
+        cand = torch.cat([t.unsqueeze(1), neg], 1)
+        logits = torch.einsum("nh,nkh->nk", h, table[cand])
+        return self.loss(logits, t)

@@ -1,0 +1,126 @@
+"""Shared training loop with early stopping on **validation** NDCG@10.
+
+A model here is any ``nn.Module`` with ``training_loss(seqs, targets, persona=None,
+generator=None)`` and ``score(seqs[, persona]) -> [B, num_items]``.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kgrec.recommender.data import EvalExamples, TrainWindows
+from kgrec.recommender.metrics import RankingAccumulator
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def _call_score(model, seqs, persona):
+    if persona is None:
+        return model.score(seqs)
+    return model.score(seqs, persona)
+
+
+def score_examples(model, examples: EvalExamples, persona: np.ndarray | None = None, *,
+                   batch_size: int = 512, device: str = "cpu"):
+    """Yield (batch slice, scores [B, num_items]) under ``inference_mode`` with the model in eval()."""
+    import torch
+
+    was = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for s in range(0, len(examples), batch_size):
+                sl = slice(s, s + batch_size)
+                seqs = torch.as_tensor(examples.seqs[sl], device=device)
+                p = None if persona is None else torch.as_tensor(persona[sl], device=device)
+                yield sl, _call_score(model, seqs, p)
+    finally:
+        model.train(was)
+
+
+def evaluate_scorer(model, examples: EvalExamples, persona: np.ndarray | None = None, *,
+                    head_mask: np.ndarray | None = None, exclude_seen: bool = False,
+                    batch_size: int = 512, device: str = "cpu") -> dict[str, float]:
+    """All metrics of a full-catalogue scorer on ``examples``."""
+    import torch
+
+    acc = None
+    for sl, scores in score_examples(model, examples, persona, batch_size=batch_size, device=device):
+        if acc is None:
+            acc = RankingAccumulator(scores.shape[1], head_mask, exclude_seen)
+        acc.update(scores.cpu(), torch.as_tensor(examples.targets[sl]), torch.as_tensor(examples.seqs[sl]))
+    if acc is None:
+        return RankingAccumulator(2).compute()
+    return acc.compute()
+
+
+@dataclass
+class FitResult:
+    best_epoch: int = -1
+    best_valid_ndcg: float = float("-inf")
+    history: list[dict] = field(default_factory=list)
+
+
+def fit(model, windows: TrainWindows, valid: EvalExamples, *, train_persona: np.ndarray | None = None,
+        valid_persona: np.ndarray | None = None, epochs: int = 50, batch_size: int = 128,
+        lr: float = 1e-3, weight_decay: float = 0.0, patience: int = 5, seed: int = 0,
+        device: str = "cpu", progress: Callable[[str], None] | None = None,
+        name: str = "model", exclude_seen: bool = False) -> FitResult:
+    """Adam training; after every epoch evaluate NDCG@10 on ``valid`` and keep the best weights.
+
+    Stops after ``patience`` epochs without improvement; the model ends with the best
+    validation state loaded. Fully determined by ``seed`` on CPU.
+    """
+    import torch
+
+    seed_everything(seed)
+    model.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    gen = torch.Generator().manual_seed(seed)
+    dgen = torch.Generator(device=device).manual_seed(seed) if device != "cpu" else gen
+    inputs = torch.as_tensor(windows.inputs)
+    targets = torch.as_tensor(windows.targets)
+    pers = None if train_persona is None else torch.as_tensor(train_persona)
+    res = FitResult()
+    best_state = copy.deepcopy(model.state_dict())
+    bad = 0
+    for epoch in range(epochs):
+        model.train()
+        perm = torch.randperm(len(inputs), generator=gen)
+        total, n = 0.0, 0
+        for s in range(0, len(perm), batch_size):
+            idx = perm[s:s + batch_size]
+            kw = {} if pers is None else {"persona": pers[idx].to(device)}
+            loss = model.training_loss(inputs[idx].to(device), targets[idx].to(device), generator=dgen, **kw)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+            n += len(idx)
+        m = evaluate_scorer(model, valid, valid_persona, device=device, exclude_seen=exclude_seen)
+        ndcg = m["NDCG@10"]
+        res.history.append({"epoch": epoch, "loss": total / max(n, 1), "valid_NDCG@10": ndcg})
+        if progress:
+            progress(f"{name} epoch {epoch}: loss {total / max(n, 1):.4f} valid NDCG@10 {ndcg:.4f}")
+        if ndcg > res.best_valid_ndcg:
+            res.best_valid_ndcg, res.best_epoch, bad = ndcg, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad += 1
+            if bad >= patience:
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    return res
