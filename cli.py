@@ -19,6 +19,12 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="kgrec: a knowledge-graph, persona-driven session recommender.")
 
 
+MappingOpt = Annotated[Optional[Path], typer.Option(
+    "--mapping", help="Item id → DBpedia IRI file (tsv: id, title, IRI)")]
+SparqlOpt = Annotated[Optional[str], typer.Option(
+    "--sparql", help="SPARQL endpoint URL (default KGREC_SPARQL_ENDPOINT, else public DBpedia)")]
+SparqlDataOpt = Annotated[Optional[Path], typer.Option(
+    "--sparql-data", help="Serve the N-Triples files in DIR with a local Oxigraph for this run")]
 GraphOpt = Annotated[Optional[str], typer.Option(
     "--graph", help="Graph URI: neo4j://…, bolt://…, falkordb://host:port; unset = embedded FalkorDB",
     envvar="KGREC_GRAPH_URI", show_envvar=True)]
@@ -113,6 +119,12 @@ def build(
         help="sentence-transformers name or path (default: offline all-MiniLM-L6-v2)")] = None,
     strict: Annotated[bool, typer.Option(help="Fail on the first malformed line")] = False,
     fresh: Annotated[bool, typer.Option(help="Clear the graph first (replace another build)")] = False,
+    dbpedia: Annotated[Optional[bool], typer.Option(
+        "--dbpedia/--no-dbpedia", help="Link items to DBpedia (default: on when an endpoint or mapping is given)")]
+    = None,
+    mapping: MappingOpt = None,
+    sparql: SparqlOpt = None,
+    sparql_data: SparqlDataOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Load a data set, preprocess and split it, and write the knowledge graph."""
@@ -124,10 +136,16 @@ def build(
     options = BuildOptions(kind=dataset, data=data, k_core=k_core, session_gap_s=session_gap * 3600,
                            embeddings=embeddings, embedding_model=embedding_model, strict=strict,
                            fresh=fresh).validate()
+    from kgrec.kg.dbpedia.service import dbpedia_wanted
+
+    link = dbpedia_wanted(settings, flag=dbpedia, mapping=mapping, sparql=sparql, sparql_data=sparql_data)
     with _store(settings) as store:
         summary = run_build(store, settings, options, RichProgress())
+        linked = _link(store, settings, mapping, sparql, sparql_data, True) if link else None
+        if linked is not None:
+            summary.counts = store.counts()
     if as_json:
-        typer.echo(json.dumps(summary.to_dict(), indent=2))
+        typer.echo(json.dumps(summary.to_dict() | ({"dbpedia": linked.as_dict()} if linked else {}), indent=2))
         return
     con = _console()
     con.print(f"[bold]built[/] {summary.dataset} from {summary.data} in {summary.seconds.get('total', 0):.1f}s")
@@ -209,6 +227,85 @@ def demo(home: HomeOpt = None, graph: GraphOpt = None,
 
     settings = _settings(home=home, graph_uri=graph)
     run_demo(settings, RichProgress(), data_dir=data, console=_console())
+
+
+def _link(store: Any, settings: Any, mapping: Path | None, sparql: str | None, sparql_data: Path | None,
+          use_labels: bool) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from kgrec.kg.dbpedia.service import link_graph
+
+    total = store.counts()["nodes"].get("Item", 0)
+    columns = [TextColumn("[bold]link DBpedia"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[info]}")]
+    with Progress(*columns, console=_console(stderr=True)) as bar:
+        task = bar.add_task("link", total=total, info="")
+
+        def progress(linked: int, unlinked: int, failed: int) -> None:
+            bar.update(task, completed=linked + unlinked + failed,
+                       info=f"linked {linked} · unlinked {unlinked} · failed {failed}")
+
+        summary = link_graph(store, settings, mapping=mapping, sparql=sparql, sparql_data=sparql_data,
+                             use_labels=use_labels, progress=progress)
+    d = summary.as_dict()
+    _console(stderr=True).print(
+        f"DBpedia: {summary.linked_total}/{summary.items} items linked {d['linked']}, "
+        f"{d['unlinked']} unlinked, {d['failed']} failed; {d['entities']} entities, "
+        f"{d['relationships']} relationships; {d['queries_sent']} queries sent, {d['cache_hits']} from cache"
+        + (f"; unlinked items listed in {d['report']}" if d.get("report") else ""))
+    return summary
+
+
+@app.command("link-dbpedia")
+def link_dbpedia(
+    mapping: MappingOpt = None,
+    sparql: SparqlOpt = None,
+    sparql_data: SparqlDataOpt = None,
+    labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Match unmapped items by title")] = True,
+    graph: GraphOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Link the items of an existing graph to DBpedia and bring in their 1-hop facts."""
+    settings = _settings(home=home, graph_uri=graph)
+    with _store(settings) as store:
+        summary = _link(store, settings, mapping, sparql, sparql_data, labels)
+        counts = store.counts()
+    if as_json:
+        typer.echo(json.dumps(summary.as_dict() | {"counts": counts}, indent=2, default=str))
+    else:
+        _print_counts(counts)
+
+
+dbpedia_app = typer.Typer(no_args_is_help=True, help="A local DBpedia SPARQL endpoint.")
+app.add_typer(dbpedia_app, name="dbpedia")
+
+
+@dbpedia_app.command("serve")
+def dbpedia_serve(
+    data: Annotated[Optional[Path], typer.Option(
+        "--data", help="Folder of .nt/.nt.gz files (default ../shared/data/dbpedia, else data/demo/dbpedia)")]
+    = None,
+    port: Annotated[Optional[int], typer.Option(help="Port on 127.0.0.1 (default: a free one)")] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Serve DBpedia N-Triples with a local Oxigraph on loopback until Ctrl-C."""
+    import time
+
+    from kgrec.kg.dbpedia import default_data_files, serve
+    from kgrec.kg.dbpedia.service import nt_files
+
+    settings = _settings(home=home)
+    files = nt_files(data) if data is not None else default_data_files()
+    if not files:
+        raise ConfigError("no DBpedia N-Triples found; pass --data DIR")
+    with serve(files, settings.home / "oxigraph", port=port) as server:
+        _console().print(f"SPARQL endpoint: {server.endpoint}  (export KGREC_SPARQL_ENDPOINT={server.endpoint})")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
 
 
 @app.command()

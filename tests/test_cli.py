@@ -100,3 +100,23 @@ def test_unreachable_graph_names_uri(monkeypatch, capsys, settings) -> None:
         main()
     assert e.value.code == 5
     assert f"127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_link_dbpedia_with_local_oxigraph_then_all_from_cache(monkeypatch, capsys, settings) -> None:
+    demo = Path(__file__).resolve().parents[1] / "data" / "demo" / "dbpedia"
+    code, _, err = run_cli(monkeypatch, capsys, settings, "build", "--dataset", "movielens", "--data",
+                           str(FIXTURE), "--k-core", "3", "--no-embeddings", "--no-dbpedia")
+    assert code == 0, err
+    args = ("link-dbpedia", "--mapping", str(demo / "movielens-to-dbpedia.tsv"), "--sparql-data", str(demo),
+            "--json")
+    code, out, err = run_cli(monkeypatch, capsys, settings, *args)
+    assert code == 0, err
+    first = json.loads(out)
+    assert first["linked"]["mapping"] > 0 and first["queries_sent"] > 0
+    assert first["counts"]["relationships"]["SAME_AS"] == sum(first["linked"].values())
+    assert first["counts"]["relationships"].get("DIRECTOR", 0) > 0
+    code, out, err = run_cli(monkeypatch, capsys, settings, *args)
+    assert code == 0, err
+    second = json.loads(out)
+    assert second["queries_sent"] == 0 and second["cache_hits"] > 0
+    assert second["counts"] == first["counts"]
