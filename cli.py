@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from kgrec.errors import ConfigError, KgrecError
+from kgrec.errors import ConfigError, KgrecError, ModelError, NotFoundError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="kgrec: a knowledge-graph, persona-driven session recommender.")
@@ -306,6 +306,188 @@ def dbpedia_serve(
                 time.sleep(3600)
         except KeyboardInterrupt:
             pass
+
+
+train_app = typer.Typer(no_args_is_help=True, help="Train personas (HDGI) or the recommender.")
+app.add_typer(train_app, name="train")
+personas_app = typer.Typer(no_args_is_help=True, help="Look at the persona groups.")
+app.add_typer(personas_app, name="personas")
+
+
+def _torch_threads(settings: Any) -> None:
+    if settings.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
+
+
+@train_app.command("personas")
+def train_personas(
+    encoder: Annotated[str, typer.Option(help="gcn (HDGI-C) or gat (HDGI-A)")] = "gcn",
+    epochs: Annotated[int, typer.Option(min=1)] = 200,
+    metapaths: Annotated[str, typer.Option(help="Comma-separated: UIU, UIFIU, UIEIU, UIEEIU, UIIU")]
+    = "UIU,UIFIU,UIEIU",
+    hidden: Annotated[int, typer.Option(min=2, help="Persona dimension")] = 64,
+    lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
+    patience: Annotated[int, typer.Option(min=1, help="Early stopping on the training loss")] = 20,
+    batch_size: Annotated[Optional[int], typer.Option(help="Mini-batch of users (default: full batch)")] = None,
+    groups: Annotated[Optional[int], typer.Option("--groups", "-k", help="Persona groups (default: silhouette)")]
+    = None,
+    max_neighbors: Annotated[int, typer.Option(min=1, help="Cap on meta-path neighbours per user")] = 20,
+    device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
+    seed: Annotated[Optional[int], typer.Option()] = None,
+    graph: GraphOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Learn user personas with HDGI over the graph and write them back (User.persona, Persona groups)."""
+    from kgrec.personas.workflow import train_personas as run
+    from kgrec.progress import RichProgress
+
+    if encoder not in ("gcn", "gat"):
+        raise ConfigError(f"--encoder must be gcn or gat, got {encoder!r}")
+    settings = _settings(home=home, graph_uri=graph)
+    _torch_threads(settings)
+    names = tuple(m.strip().upper() for m in metapaths.split(",") if m.strip())
+    with _store(settings) as store:
+        summary = run(store, settings, encoder=encoder, epochs=epochs, metapaths=names, hidden=hidden, lr=lr,
+                      patience=patience, batch_size=batch_size, k=groups, max_neighbors=max_neighbors,
+                      device=device, seed=seed, progress=RichProgress())
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict(), indent=2, default=str))
+        return
+    con = _console()
+    con.print(f"[bold]personas[/] {summary.version}: {summary.n_users} users × {summary.dim} dims, "
+              f"{summary.encoder}, best epoch {summary.best_epoch} (loss {min(summary.losses):.4f})")
+    for name, why in summary.dropped.items():
+        con.print(f"[yellow]meta-path {name} dropped[/]: {why}")
+    _print_rows([{"meta-path": k, "attention": v} for k, v in summary.attention.items()],
+                "semantic attention per meta-path")
+    _print_rows(summary.groups, "persona groups")
+
+
+@personas_app.command("show")
+def personas_show(graph: GraphOpt = None, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """The persona table: sizes, labels, top features and entities."""
+    from kgrec.personas.plot import persona_table
+
+    settings = _settings(home=home, graph_uri=graph)
+    with _store(settings) as store:
+        rows = persona_table(store)
+    if not rows:
+        raise NotFoundError("no persona groups in the graph; run `kgrec train personas` first")
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+    else:
+        _print_rows(rows, "personas")
+
+
+@personas_app.command("plot")
+def personas_plot(
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="PNG path")] = None,
+    method: Annotated[str, typer.Option(help="tsne or pca")] = "tsne",
+    sample: Annotated[int, typer.Option(min=10, help="Plot at most this many users")] = 3000,
+    graph: GraphOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """A PNG map of persona vectors in 2-D, coloured and labelled by persona group."""
+    from kgrec.personas.plot import plot_personas
+
+    settings = _settings(home=home, graph_uri=graph)
+    target = out or settings.reports_dir / "personas.png"
+    with _store(settings) as store:
+        path = plot_personas(store, target, method=method, sample=sample, seed=settings.seed)
+    _console().print(f"wrote {path}")
+
+
+@train_app.command("recommender")
+def train_recommender(
+    epochs: Annotated[int, typer.Option(min=1, help="Max epochs (early stopping on validation NDCG@10)")] = 50,
+    device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
+    seed: Annotated[Optional[int], typer.Option()] = None,
+    graph: GraphOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Train the persona-aware retriever and the SASRec reranker on the build's split."""
+    from kgrec.progress import RichProgress
+    from kgrec.recommender.workflow import train as run
+
+    settings = _settings(home=home, graph_uri=graph)
+    _torch_threads(settings)
+    with _store(settings) as store:
+        path = run(store, settings, epochs=epochs, seed=seed, device=device, progress=RichProgress())
+    _console().print(f"recommender saved to {path}")
+
+
+@app.command()
+def recommend(
+    user: Annotated[Optional[str], typer.Option("--user", "-u", help="Known user id (persona from the graph)")]
+    = None,
+    session: Annotated[Optional[list[str]], typer.Option(
+        "--session", "-s", help="Item ids of the current session, in order (repeat the option)")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, help="How many items")] = 10,
+    write: Annotated[bool, typer.Option(help="Write (:User)-[:RECOMMENDED]->(:Item) back to the graph")] = False,
+    run_id: Annotated[Optional[str], typer.Option("--run", help="Run id stored on RECOMMENDED edges")] = None,
+    graph: GraphOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recommend the next items for a known user, or for an anonymous session (inductive persona)."""
+    from kgrec.recommender.workflow import recommend as run
+
+    if user is None and not session:
+        raise ConfigError("give --user ID, or --session ITEM (repeatable) for an anonymous session")
+    settings = _settings(home=home, graph_uri=graph)
+    _torch_threads(settings)
+    with _store(settings) as store:
+        inductive = None
+        if user is None:
+            from kgrec.personas.workflow import load_inductive
+
+            try:
+                inductive = load_inductive(store, settings)
+            except ModelError as e:  # no persona model yet: recommend without a persona
+                _console(stderr=True).print(f"[yellow]no inductive persona[/]: {e}")
+        recs = run(store, settings, user=user, session=list(session or []), k=k, write=write, run_id=run_id,
+                   inductive=inductive)
+    if as_json:
+        typer.echo(json.dumps({"user": recs.user, "persona_source": recs.persona_source, "notes": recs.notes,
+                               "items": [vars(r) for r in recs]}, indent=2))
+        return
+    for note in recs.notes:
+        _console(stderr=True).print(f"[yellow]{note}[/]")
+    _print_rows([{"rank": r.rank, "item": r.item, "title": r.title, "score": r.score,
+                  "persona path": "yes" if r.from_persona else ""} for r in recs],
+                f"recommendations ({'user ' + recs.user if recs.user else 'anonymous session'}, "
+                f"persona: {recs.persona_source})")
+
+
+@app.command()
+def evaluate(
+    seeds: Annotated[int, typer.Option(min=1, help="Number of seeds (mean ± std)")] = 3,
+    epochs: Annotated[int, typer.Option(min=1, help="Max epochs per model")] = 50,
+    device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also copy the JSON results here")] = None,
+    graph: GraphOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Every baseline and the full pipeline on the held-out sessions, full-catalogue ranking."""
+    import shutil
+
+    from kgrec.progress import RichProgress
+    from kgrec.recommender.workflow import evaluate as run
+
+    settings = _settings(home=home, graph_uri=graph)
+    _torch_threads(settings)
+    with _store(settings) as store:
+        _, paths = run(store, settings, seeds=tuple(range(seeds)), epochs=epochs, device=device,
+                       progress=RichProgress())
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(paths["json"], json_path)
+    md = Path(paths["md"]).read_text()
+    typer.echo(md)
+    _console(stderr=True).print("reports: " + ", ".join(str(p) for p in paths.values()))
 
 
 @app.command()
