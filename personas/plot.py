@@ -21,7 +21,7 @@ def _users_with_groups(store: GraphStore) -> tuple[np.ndarray, list[str], dict[s
     if not vecs:
         raise ModelError("no personas in the graph; run `kgrec train personas` first")
     groups = store.stream_relationships("HAS_PERSONA", src_ids=list(vecs))
-    labels = {r["id"]: r["label"] for r in persona_table(store)}
+    labels = {r["persona"]: r["label"] for r in persona_table(store)}
     group_of = dict(zip(groups.src, groups.dst))
     ids = [u for u in vecs if u in group_of]
     if not ids:
