@@ -1,0 +1,272 @@
+"""What the CLI calls for stage 2: load inputs from the graph, train, recommend, evaluate.
+
+Every function takes ``(store, settings, ..., progress)``; heavy libraries load inside.
+
+* Item embeddings come from ``Item.emb``, personas from ``User.persona`` (written by
+  ``kgrec train personas``); with no persona in the graph, training and evaluation stop
+  with a :class:`ModelError` that says so.
+* The trained model lives in ``settings.models_dir / "recommender"``: the service files
+  (:meth:`Recommender.save`) plus ``train.json`` (split fingerprint, persona version,
+  chosen fusion, alpha, ...). A model trained on another build is refused.
+* :func:`recommend`: a known user gets the persona stored in the graph and, without a
+  session, their train + valid items in time order as history (a given session is the
+  whole history: it is not appended to theirs). **Unknown user ids are an
+  error; pass --session without --user for the anonymous / cold-start path**, which uses
+  an inductive persona from the ``inductive`` hook (item ids -> vector) when given, and
+  no persona otherwise (the result says which: :attr:`RecList.persona_source`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kgrec.errors import ConfigError, ModelError, NotFoundError
+from kgrec.progress import NullProgress
+
+MODEL_SUBDIR = "recommender"
+TRAIN_META = "train.json"
+NO_PERSONAS = "no personas in the graph; run `kgrec train personas` first"
+
+
+@dataclass
+class Inputs:
+    split: Any
+    vocab: Any  # ItemVocab over train/valid/test/items, as recommender.evaluate.prepare builds it
+    item_table: np.ndarray  # [len(vocab), d] aligned to vocab (row 0 and items without Item.emb = 0)
+    personas: dict[str, np.ndarray]
+    history_user: dict[str, np.ndarray]  # user -> mean LLM embedding of their training items
+    persona_version: str | None
+    fingerprint: str
+
+
+@dataclass
+class Rec:
+    rank: int
+    item: str
+    title: str | None
+    score: float
+    from_persona: bool
+
+
+class RecList(list):
+    """``list[Rec]`` plus where the persona came from (``graph``, ``inductive``, ``none``) and notes."""
+
+    def __init__(self, rows=(), *, user: str | None = None, persona_source: str = "none",
+                 run_id: str | None = None, notes: Sequence[str] = ()):
+        super().__init__(rows)
+        self.user, self.persona_source, self.run_id, self.notes = user, persona_source, run_id, list(notes)
+
+
+def _say(progress) -> Callable[[str], None]:
+    note = getattr(progress, "note", None)
+    return note if callable(note) else (lambda _m: None)
+
+
+def load_inputs(store, settings, progress=None) -> Inputs:
+    """Split, ``Item.emb`` aligned to the vocabulary, ``User.persona`` and history-user vectors."""
+    from kgrec.kg.build import load_split
+    from kgrec.recommender.data import ItemVocab, align_item_embeddings, history_user_embeddings
+
+    progress = progress or NullProgress()
+    split = load_split(settings)
+    vocab = ItemVocab.from_frames(split.train, split.valid, split.test, items=split.items)
+    with progress.stage("read Item.emb", 1) as advance:
+        items = store.stream_nodes("Item", ["emb"])
+        advance(1)
+    ids = [i for i, v in zip(items.ids, items.properties["emb"]) if v is not None]
+    if not ids:
+        raise ModelError("no item embeddings in the graph; run `kgrec build` with --embeddings")
+    emb = np.asarray([v for v in items.properties["emb"] if v is not None], dtype=np.float32)
+    table = align_item_embeddings(vocab, emb, ids)
+    with progress.stage("read User.persona", 1) as advance:
+        users = store.stream_nodes("User", ["persona", "persona_version"])
+        advance(1)
+    personas = {u: np.asarray(p, dtype=np.float32) for u, p in zip(users.ids, users.properties["persona"])
+                if p is not None}
+    if not personas:
+        raise ModelError(NO_PERSONAS)
+    versions = Counter(str(v) for v in users.properties["persona_version"] if v is not None)
+    return Inputs(split, vocab, table, personas, history_user_embeddings(split.train, vocab, table),
+                  versions.most_common(1)[0][0] if versions else None, split.fingerprint())
+
+
+def model_dir(settings) -> Path:
+    return Path(settings.models_dir) / MODEL_SUBDIR
+
+
+def train(store, settings, *, epochs: int = 50, seed: int | None = None, device: str = "cpu", progress=None,
+          fusions: Sequence[str] = ("prefix", "gate"), k: int = 100, max_len: int = 50,
+          sasrec_kwargs=None, retriever_kwargs=None, fit_kwargs=None) -> Path:
+    """Train the production :class:`Recommender` and save it; returns the model directory.
+
+    Same recipe as :func:`kgrec.recommender.service.train_recommender` (SASRec + persona
+    retriever, early stop on valid, alpha tuned on valid) but SASRec is trained once and
+    the retriever once per fusion in ``fusions``; the fusion with the best validation
+    NDCG@10 is kept (first of ``fusions`` on ties).
+    """
+    import torch
+
+    from kgrec.recommender.evaluate import prepare, train_retriever, train_sasrec
+    from kgrec.recommender.rerank import build_candidates, tune_alpha
+    from kgrec.recommender.service import Recommender
+
+    if not fusions or any(f not in ("prefix", "gate") for f in fusions):
+        raise ConfigError(f"fusions must be a non-empty subset of ('prefix', 'gate'), got {fusions}")
+    progress = progress or NullProgress()
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    seed = settings.seed if seed is None else seed
+    inp = load_inputs(store, settings, progress)
+    prep = prepare(inp.split, inp.item_table, inp.personas, inp.history_user, item_ids=inp.vocab.ids,
+                   max_len=max_len)
+    t0 = time.perf_counter()
+    with progress.stage("train recommender", epochs * (1 + len(fusions))) as advance:
+        say = _say(progress)
+
+        def tick(msg: str) -> None:
+            say(msg)
+            advance(1)
+
+        common = {"epochs": epochs, "device": device, "progress": tick, "fit_kwargs": fit_kwargs}
+        sas, sres = train_sasrec(prep, seed, model_kwargs=sasrec_kwargs, **common)
+        valid, models = {}, {}
+        for f in fusions:
+            models[f], res = train_retriever(prep, f, "persona", seed, model_kwargs=retriever_kwargs, **common)
+            valid[f] = float(res.best_valid_ndcg)
+    chosen = max(fusions, key=lambda f: (valid[f], -list(fusions).index(f)))
+    ret = models[chosen]
+    vc = build_candidates(ret, sas, prep.valid, prep.persona_rows("persona", prep.valid.users), k=k,
+                          device=device)
+    alpha, _ = tune_alpha(vc)
+    rec = Recommender(prep.vocab, ret.cpu(), sas.cpu(), alpha=alpha, k=k)
+    out = rec.save(model_dir(settings))
+    meta = {"fingerprint": inp.fingerprint, "persona_version": inp.persona_version, "fusion": chosen,
+            "fusion_valid_NDCG@10": valid, "sasrec_valid_NDCG@10": float(sres.best_valid_ndcg),
+            "alpha": alpha, "k": k, "epochs": epochs, "seed": seed, "device": device,
+            "n_items": len(prep.vocab) - 1, "n_personas": len(inp.personas),
+            "persona_dim": int(next(iter(inp.personas.values())).shape[-1]),
+            "train_seconds": round(time.perf_counter() - t0, 2),
+            "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    (out / TRAIN_META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    return out
+
+
+@dataclass
+class Context:
+    """A loaded model plus what :func:`recommend` needs per call (load once, reuse)."""
+
+    model: Any
+    meta: dict
+    history: dict[str, list[str]]  # user -> train + valid item ids in time order
+    notes: list[str] = field(default_factory=list)
+
+
+def load_context(store, settings) -> Context:
+    from kgrec.kg.build import load_split, read_build_meta
+    from kgrec.recommender.service import Recommender
+
+    d = model_dir(settings)
+    if not (d / TRAIN_META).is_file():
+        raise ModelError(f"no trained recommender under {d}; run `kgrec train recommender` first")
+    meta = json.loads((d / TRAIN_META).read_text(encoding="utf-8"))
+    build = read_build_meta(settings) or {}
+    if build.get("fingerprint") and build["fingerprint"] != meta.get("fingerprint"):
+        raise ModelError(f"the recommender in {d} was trained on another build; retrain it "
+                         "(`kgrec train recommender`)")
+    split = load_split(settings)
+    history: dict[str, list[str]] = {}
+    for frame in (split.train, split.valid):  # train first, then valid, each in time order
+        f = frame.sort_values(["user", *[c for c in ("ts", "order") if c in frame]], kind="stable")
+        for u, items in f.groupby(f["user"].astype(str), sort=False)["item"]:
+            history.setdefault(u, []).extend(items.astype(str).tolist())
+    return Context(Recommender.load(d), meta, history)
+
+
+def recommend(store, settings, *, user: str | None = None, session: Sequence[str] = (), k: int = 10,
+              write: bool = False, run_id: str | None = None,
+              inductive: Callable[[list[str]], np.ndarray] | None = None, exclude_seen: bool = False,
+              context: Context | None = None, progress=None) -> RecList:
+    """Top-``k`` :class:`Rec` rows for a known ``user`` and/or a ``session`` of item ids.
+
+    Unknown user ids are an error (:class:`NotFoundError`); pass ``session`` without
+    ``user`` for the anonymous / cold-start path (inductive persona via ``inductive``, or
+    none). An unknown item id in ``session`` raises :class:`NotFoundError` naming it.
+    ``write=True`` (known users only) replaces the user's ``RECOMMENDED`` edges of
+    ``run_id`` with ``{rank, score, run}`` edges. Pass a :func:`load_context` result as
+    ``context`` to avoid reloading the model on every call.
+    """
+    session = [str(s) for s in session]
+    if k < 1:
+        raise ConfigError(f"k must be >= 1, got {k}")
+    if user is None and not session:
+        raise ConfigError("nothing to recommend from: pass a user, a session, or both")
+    if write and user is None:
+        raise ConfigError("write needs a known user (anonymous sessions have no User node)")
+    ctx = context or load_context(store, settings)
+    model = ctx.model
+    missing = [s for s in session if s not in model.vocab]
+    if missing:
+        raise NotFoundError(f"unknown item id {missing[0]!r} in the session (not in the recommender's vocabulary)")
+    notes = list(ctx.notes)
+    persona, source = None, "none"
+    if user is not None:
+        rows = store.run("recommend_user", {"user": user}, read_only=True)
+        if not rows:
+            raise NotFoundError(f"unknown user id {user!r}; pass --session without --user for the "
+                                "anonymous / cold-start path")
+        if rows[0]["persona"] is not None:
+            persona, source = np.asarray(rows[0]["persona"], dtype=np.float32), "graph"
+            stored = ctx.meta.get("persona_version")
+            if stored is not None and rows[0]["version"] is not None and str(rows[0]["version"]) != str(stored):
+                notes.append(f"persona version {rows[0]['version']} differs from the one the model was "
+                             f"trained with ({stored}); retrain the recommender")
+        else:
+            notes.append(f"user {user!r} has no persona; recommending without one")
+        if not session:
+            session = ctx.history.get(user, [])
+    elif inductive is not None:
+        persona, source = np.asarray(inductive(list(session)), dtype=np.float32), "inductive"
+    else:
+        notes.append("anonymous session and no inductive persona model: recommending without a persona")
+    top = model.recommend(persona, session, k=k, exclude_seen=exclude_seen)
+    titles = {}
+    if top:
+        titles = {r["id"]: r["title"] for r in
+                  store.run("recommend_titles", {"ids": [i for i, *_ in top]}, read_only=True)}
+    recs = [Rec(r + 1, i, titles.get(i), s, f) for r, (i, s, f) in enumerate(top)]
+    run_id = run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    if write:
+        store.run("recommended_clear", {"user": user, "run": run_id})
+        store.upsert_relationships("RECOMMENDED", ({"src": user, "dst": r.item, "props": {
+            "rank": r.rank, "score": r.score, "run": run_id}} for r in recs))
+    return RecList(recs, user=user, persona_source=source, run_id=run_id, notes=notes)
+
+
+def evaluate(store, settings, *, seeds: Sequence[int] = (0, 1, 2), epochs: int = 50, device: str = "cpu",
+             progress=None, out_dir: Path | None = None, **kwargs) -> tuple[Any, dict[str, Path]]:
+    """:func:`evaluate_all` on the graph's inputs, then :func:`write_report` (``settings.reports_dir``
+    unless ``out_dir``). ``kwargs`` go to ``evaluate_all`` (k, fusions, max_len, model kwargs, ...)."""
+    import torch
+
+    from kgrec.recommender.evaluate import evaluate_all, write_report
+
+    progress = progress or NullProgress()
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    inp = load_inputs(store, settings, progress)
+    with progress.stage("evaluate six models", None):
+        results = evaluate_all(inp.split, inp.item_table, inp.personas, inp.history_user,
+                               item_ids=inp.vocab.ids, seeds=list(seeds), epochs=epochs, device=device,
+                               progress=_say(progress), **kwargs)
+    results.extra.update({"fingerprint": inp.fingerprint, "persona_version": inp.persona_version,
+                          "epochs": epochs, "device": device})
+    paths = write_report(results, out_dir or settings.reports_dir)
+    return results, paths

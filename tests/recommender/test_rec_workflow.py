@@ -1,0 +1,103 @@
+"""The stage-2 workflow end to end on the ml-mini graph (real FalkorDB, real MiniLM item vectors).
+
+Personas are stand-ins until ``kgrec train personas`` lands: the mean of each user's
+training item embeddings plus noise, written as ``User.persona`` like the real ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kgrec.errors import ConfigError, ModelError, NotFoundError
+from kgrec.kg.build import BuildOptions, build, load_split
+from kgrec.recommender import workflow as W
+from kgrec.recommender.evaluate import MODEL_NAMES
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ml-mini"
+SMALL = {"max_len": 12, "sasrec_kwargs": {"hidden": 16, "num_blocks": 1},
+         "retriever_kwargs": {"hidden": 16}}
+
+
+def _build(store, settings) -> None:
+    build(store, settings, BuildOptions(kind="movielens", data=FIXTURE, k_core=3, embeddings=True))
+
+
+def _write_personas(store, settings, dim: int = 24) -> dict[str, np.ndarray]:
+    split = load_split(settings)
+    emb = store.stream_nodes("Item", ["emb"])
+    table = {i: np.asarray(v, np.float32) for i, v in zip(emb.ids, emb.properties["emb"])}
+    rng = np.random.default_rng(0)
+    proj = rng.normal(size=(384, dim)).astype(np.float32) / np.sqrt(384)
+    users, vecs = [], []
+    for u, g in split.train.groupby(split.train["user"].astype(str)):
+        m = np.mean([table[str(i)] for i in g["item"]], axis=0) @ proj
+        users.append(u)
+        vecs.append(m + rng.normal(0, 0.01, dim).astype(np.float32))
+    store.write_vectors("User", "persona", users, np.stack(vecs), extra={"persona_version": "test-v1"})
+    return dict(zip(users, vecs))
+
+
+def test_train_recommend_write(store, settings) -> None:
+    _build(store, settings)
+    with pytest.raises(ModelError, match="no personas in the graph"):
+        W.train(store, settings, epochs=1, **SMALL)
+    personas = _write_personas(store, settings)
+    inp = W.load_inputs(store, settings)
+    assert inp.item_table.shape == (len(inp.vocab), 384) and inp.persona_version == "test-v1"
+    assert set(inp.personas) == set(personas) and inp.history_user
+
+    path = W.train(store, settings, epochs=1, k=30, **SMALL)
+    assert path == settings.models_dir / "recommender"
+    meta = (path / W.TRAIN_META).read_text()
+    assert "test-v1" in meta and load_split(settings).fingerprint() in meta
+
+    ctx = W.load_context(store, settings)
+    user = min(personas)
+    recs = W.recommend(store, settings, user=user, k=5, context=ctx)
+    assert len(recs) == 5 and recs.persona_source == "graph"
+    assert [r.rank for r in recs] == [1, 2, 3, 4, 5]
+    assert all(r.title for r in recs) and all(isinstance(r.from_persona, bool) for r in recs)
+    assert [r.score for r in recs] == sorted((r.score for r in recs), reverse=True)
+    # without a context the model is loaded from disk: same answer
+    assert [r.item for r in W.recommend(store, settings, user=user, k=5)] == [r.item for r in recs]
+
+    with pytest.raises(NotFoundError, match="no-such-user"):
+        W.recommend(store, settings, user="no-such-user", k=5, context=ctx)
+    items = ctx.history[user][:3]
+    with pytest.raises(NotFoundError, match="bogus-item"):
+        W.recommend(store, settings, user=None, session=[items[0], "bogus-item"], context=ctx)
+    with pytest.raises(ConfigError):
+        W.recommend(store, settings, user=None, session=[], context=ctx)
+
+    anon = W.recommend(store, settings, user=None, session=items, k=4, context=ctx)
+    assert len(anon) == 4 and anon.persona_source == "none" and anon.notes
+    assert not any(r.from_persona for r in anon)
+    calls = []
+
+    def hook(sess: list[str]) -> np.ndarray:
+        calls.append(sess)
+        return personas[user]
+
+    ind = W.recommend(store, settings, user=None, session=items, k=4, inductive=hook, context=ctx)
+    assert calls == [items] and ind.persona_source == "inductive" and len(ind) == 4
+
+    W.recommend(store, settings, user=user, k=6, write=True, run_id="r1", context=ctx)
+    again = W.recommend(store, settings, user=user, k=6, write=True, run_id="r1", context=ctx)
+    rows = store.execute(
+        "MATCH (u:User {id: $u})-[r:RECOMMENDED]->(i:Item) WHERE r.run = 'r1' "
+        "RETURN i.id AS item, r.rank AS rank, r.score AS score ORDER BY rank", {"u": user}, read_only=True)
+    assert [r["item"] for r in rows] == [r.item for r in again]
+    assert [r["rank"] for r in rows] == list(range(1, 7))
+
+
+def test_evaluate_writes_report(store, settings) -> None:
+    _build(store, settings)
+    _write_personas(store, settings)
+    results, paths = W.evaluate(store, settings, seeds=(0,), epochs=1, k=30, **SMALL)
+    assert set(results) == set(MODEL_NAMES)
+    assert results.extra["persona_version"] == "test-v1"
+    for kind in ("md", "json", "png"):
+        assert paths[kind].is_file() and paths[kind].parent == settings.reports_dir
