@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+
 from kgrec.kg.dbpedia import oxigraph_server
 from kgrec.kg.dbpedia.linking import (
     DEFAULT_LABEL_THRESHOLD,

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from kgrec.errors import ConfigError, DataError
 from kgrec.kg.loaders._io import items_frame
 from kgrec.kg.tables import INTERACTION_COLUMNS, ITEM_COLUMNS, Dataset, Ordering

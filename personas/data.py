@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from kgrec.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover

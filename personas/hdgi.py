@@ -23,8 +23,9 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from kgrec.errors import ConfigError
 from torch import Tensor, nn
+
+from kgrec.errors import ConfigError
 
 Encoder = Literal["gcn", "gat"]
 Normalization = Literal["mean", "sym"]

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+
 from kgrec.errors import ConfigError
 
 from .data import GraphArrays, session_features, user_features

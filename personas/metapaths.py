@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+
 from kgrec.errors import ConfigError
 
 from .data import GraphArrays

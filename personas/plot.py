@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from kgrec.errors import ConfigError, ModelError
 from kgrec.kg.store import GraphStore
 

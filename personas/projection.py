@@ -11,6 +11,7 @@ interactions), so the ``user_item`` edges here are the training split.
 from __future__ import annotations
 
 import numpy as np
+
 from kgrec.errors import DataError
 from kgrec.kg import schema
 from kgrec.kg.store import GraphStore, Projection

@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from kgrec.errors import ConfigError, ModelError
 from torch import Tensor
+
+from kgrec.errors import ConfigError, ModelError
 
 from .hdgi import HDGI
 from .metapaths import CSR, MetaPathGraph, MetaPathSpec, cap_per_source, csr_from_edges

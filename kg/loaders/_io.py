@@ -12,6 +12,7 @@ from typing import IO, Any
 
 import numpy as np
 import pandas as pd
+
 from kgrec.errors import DataError
 from kgrec.kg.tables import INTERACTION_COLUMNS, ITEM_COLUMNS, LoadReport
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+
 from kgrec.errors import DataError
 from kgrec.kg.loaders._io import Progress, bad_line, interactions_frame, items_frame, iter_lines
 from kgrec.kg.tables import Dataset, LoadReport, Ordering

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from kgrec.kg.dbpedia import oxigraph_server
 from kgrec.kg.dbpedia.linking import (
     Candidate,
@@ -108,6 +109,7 @@ def test_read_mapping_reports_bad_lines(tmp_path: Path) -> None:
 @pytest.mark.skipif(not MOVIES.is_file(), reason="movielens-latest-small absent")
 def test_movielens_slice_mapping_then_idempotent_rerun(store, settings, oxigraph, tmp_path: Path) -> None:
     import pandas as pd
+
     from kgrec.kg.loaders.movielens import split_title
 
     movies = pd.read_csv(MOVIES, dtype={"movieId": str}).head(300)

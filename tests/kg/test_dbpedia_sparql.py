@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
+
 from kgrec.errors import ConfigError, SparqlError
 from kgrec.kg.dbpedia import oxigraph_server
 from kgrec.kg.dbpedia.sparql import (

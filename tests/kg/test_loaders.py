@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from kgrec.errors import ConfigError, DataError
 from kgrec.kg.loaders import KINDS, load_dataset, load_kgat_with_test
 from kgrec.kg.loaders.movielens import split_title

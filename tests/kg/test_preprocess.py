@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from kgrec.errors import ConfigError, DataError
 from kgrec.kg.loaders import load_dataset
 from kgrec.kg.loaders._io import interactions_frame, items_frame

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import torch
+
 from kgrec.personas.data import GraphArrays, user_features
 from kgrec.personas.hdgi import HDGI
 from kgrec.personas.inductive import InductivePersonas

@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+
 from kgrec.errors import ConfigError, DataError
 from kgrec.personas.data import GraphArrays, session_features, to_hetero_data, user_features
 from kgrec.personas.metapaths import (

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from kgrec.errors import ConfigError
 from kgrec.personas.data import item_entity_lists, item_feature_lists
 from kgrec.personas.groups import cluster_personas, label_groups

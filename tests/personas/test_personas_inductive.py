@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from kgrec.errors import ConfigError
 from kgrec.personas.data import session_features, user_features
 from kgrec.personas.hdgi import HDGI

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+
 from kgrec.errors import ConfigError, ModelError
 from kgrec.personas.data import user_features
 from kgrec.personas.hdgi import HDGI

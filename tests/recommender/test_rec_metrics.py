@@ -5,8 +5,7 @@ import pytest
 import torch
 import torchmetrics.functional.retrieval as TMF
 
-from kgrec.recommender.metrics import (RankingAccumulator, head_items, metrics_from_ranks,
-                                       ranks_from_scores)
+from kgrec.recommender.metrics import RankingAccumulator, head_items, metrics_from_ranks, ranks_from_scores
 
 
 def _scores_with_target_at(rank: int, n: int = 200, target: int = 7) -> torch.Tensor:

@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from kgrec.recommender.rerank import CandidateSet, blend, evaluate_pipeline, pipeline_ranks, tune_alpha, zscore
+from kgrec.recommender.rerank import (
+    CandidateSet,
+    blend,
+    evaluate_pipeline,
+    pipeline_ranks,
+    tune_alpha,
+    zscore,
+)
 
 
 def _cs(sas_good: bool, n: int = 20) -> CandidateSet:
