@@ -1,0 +1,3 @@
+// Remove every persona group (and its HAS_PERSONA edges) before a retrain writes new ones.
+MATCH (p:Persona)
+DETACH DELETE p

@@ -1,0 +1,168 @@
+"""Persona training against a real FalkorDB graph (ml-mini with 384-d item embeddings and a few
+seeded DBpedia entities), write-back, groups, leakage guard and the inductive path."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kgrec.errors import ModelError, NotFoundError
+from kgrec.kg.build import BuildOptions, build, load_split
+from kgrec.personas.data import GraphArrays
+from kgrec.personas.workflow import (
+    ARRAYS_FILE,
+    load_inductive,
+    model_dir,
+    persona_attention,
+    train_personas,
+)
+from kgrec.settings import Settings
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ml-mini"
+RES = "http://dbpedia.org/resource/"
+TRAIN = {"epochs": 5, "hidden": 16, "patience": 5, "k": 3, "seed": 0}
+
+
+def _seed_entities(store, split) -> None:
+    """Two directors, each SAME_AS-linked to the 8 most popular items of one half."""
+    pop = split.train["item"].astype(str).value_counts().index.tolist()[:16]
+    ents = [{"key": f"{RES}Film_{i}", "props": {"label": f"Film {i}", "type": "Film"}} for i in pop]
+    ents += [{"key": f"{RES}Director_{d}", "props": {"label": f"Director {d}", "type": "Person"}}
+             for d in "AB"]
+    store.upsert_nodes("Entity", ents)
+    store.upsert_relationships("SAME_AS", [
+        {"src": i, "dst": f"{RES}Film_{i}", "props": {"method": "mapping", "confidence": 1.0}} for i in pop])
+    store.upsert_relationships("DIRECTOR", [
+        {"src": f"{RES}Film_{i}", "dst": f"{RES}Director_{'AB'[n % 2]}", "props": {}}
+        for n, i in enumerate(pop)])
+
+
+@pytest.fixture(scope="module")
+def trained(embedded_home, shared_cache, tmp_path_factory):
+    """One graph for the module (building with embeddings is the slow part)."""
+    import torch
+
+    from kgrec.kg.store import open_store
+
+    torch.set_num_threads(1)
+    home = tmp_path_factory.mktemp("persona-home")
+    (home / "falkordb").symlink_to(embedded_home / "falkordb", target_is_directory=True)
+    (home / "cache").symlink_to(shared_cache, target_is_directory=True)
+    settings = Settings(home=home, graph_name=f"t_{uuid.uuid4().hex[:10]}")
+    store = open_store(settings)
+    try:
+        # embeddings: seeded 384-d vectors through the store's own vector write (loading MiniLM
+        # would cost most of this module's time budget; test_build covers the real encoder)
+        build(store, settings, BuildOptions(kind="movielens", data=FIXTURE, k_core=3, embeddings=False))
+        items = [r["id"] for r in store.execute("MATCH (i:Item) RETURN i.id AS id ORDER BY id")]
+        emb = np.random.default_rng(0).normal(size=(len(items), 384)).astype(np.float32)
+        store.write_vectors("Item", "emb", items, emb)
+        split = load_split(settings)
+        _seed_entities(store, split)
+        summary = train_personas(store, settings, **TRAIN)
+        yield store, settings, summary, split
+    finally:
+        store.execute("MATCH (n) DETACH DELETE n")
+        store.close()
+
+
+def test_summary_and_all_metapaths_used(trained) -> None:
+    _, settings, s, _ = trained
+    assert s.metapaths == ["UIU", "UIFIU", "UIEIU"] and not s.dropped
+    assert s.n_users == 45 and s.dim == 16 and s.encoder == "gcn"
+    assert 1 <= len(s.losses) <= 5 and 0 <= s.best_epoch < len(s.losses)
+    assert set(s.seconds) == {"stream", "metapaths", "train", "write"}
+    assert sum(g["size"] for g in s.groups) == 45
+    d = s.to_dict()
+    assert json.loads(json.dumps(d))["version"] == s.version
+    assert s.version.split("-")[0] == json.loads((model_dir(settings) / "config.json").read_text())["model_hash"]
+
+
+def test_persona_vectors_written_back(trained) -> None:
+    store, _, s, _ = trained
+    rows = store.execute(
+        "MATCH (u:User) WHERE u.persona IS NOT NULL "
+        "RETURN u.id AS id, u.persona AS v, u.persona_version AS version", read_only=True)
+    assert len(rows) == s.n_users == 45
+    assert all(len(r["v"]) == 16 and r["version"] == s.version for r in rows)
+    # the vector index answers: a user's own vector is its nearest neighbour
+    for r in rows[:3]:
+        hits = store.knn("User", "persona", r["v"], 5)
+        assert hits[0][0] == r["id"] and hits[0][1] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_persona_groups(trained) -> None:
+    store, _, s, _ = trained
+    rows = store.execute(
+        "MATCH (p:Persona) OPTIONAL MATCH (u:User)-[:HAS_PERSONA]->(p) "
+        "RETURN p.id AS id, p.size AS size, p.label AS label, p.metapaths AS mp, p.attention AS att, "
+        "p.persona_version AS version, p.top_features AS tf, count(u) AS members", read_only=True)
+    assert sorted(r["id"] for r in rows) == [f"p{i}" for i in range(len(rows))] and len(rows) == 3
+    assert sum(r["size"] for r in rows) == 45
+    assert all(r["size"] == r["members"] and r["version"] == s.version for r in rows)
+    assert all(r["mp"] == s.metapaths and len(r["att"]) == 3 and r["label"] for r in rows)
+    n_edges = store.execute("MATCH (:User)-[r:HAS_PERSONA]->(:Persona) RETURN count(r) AS n")[0]["n"]
+    assert n_edges == 45
+    # the browser query over the attention reads what was written
+    att = store.run("browser/metapath_attention", read_only=True)
+    assert {r["metapath"] for r in att} == {"UIU", "UIFIU", "UIEIU"}
+
+
+def test_attention_saved(trained) -> None:
+    _, settings, s, _ = trained
+    att = persona_attention(settings)
+    assert list(att) == ["UIU", "UIFIU", "UIEIU"]
+    assert sum(att.values()) == pytest.approx(1.0, abs=1e-5)
+    assert att == pytest.approx(s.attention)
+
+
+def test_leakage_guard_training_pairs_are_the_train_split(trained) -> None:
+    _, settings, _, split = trained
+    arrays = GraphArrays.load(model_dir(settings) / ARRAYS_FILE)
+    pairs = {(arrays.user_ids[u], arrays.item_ids[i]) for u, i in arrays.user_item.T.tolist()}
+    held_out = set(zip(split.test["user"].astype(str), split.test["item"].astype(str)))
+    held_out |= set(zip(split.valid["user"].astype(str), split.valid["item"].astype(str)))
+    assert held_out and not pairs & held_out
+    assert pairs == set(zip(split.train["user"].astype(str), split.train["item"].astype(str)))
+
+
+def test_inductive_session(trained) -> None:
+    store, settings, s, split = trained
+    infer = load_inductive(store, settings)
+    items = split.test["item"].astype(str).unique().tolist()[:4]
+    v = infer(items)
+    assert v.shape == (s.dim,) and np.isfinite(v).all() and np.abs(v).sum() > 0
+    np.testing.assert_allclose(infer(items), v, rtol=1e-6)  # deterministic
+    with pytest.raises(NotFoundError, match="no-such-item"):
+        infer([items[0], "no-such-item"])
+
+
+def test_retrain_replaces_personas(trained) -> None:
+    store, settings, first, _ = trained
+    second = train_personas(store, settings, **{**TRAIN, "k": 2, "metapaths": ("UIU", "UIFIU"),
+                                                "hidden": 8, "seed": 1})
+    assert second.version != first.version
+    rows = store.execute("MATCH (p:Persona) RETURN p.id AS id, p.persona_version AS v, p.size AS n")
+    assert sorted(r["id"] for r in rows) == ["p0", "p1"] and {r["v"] for r in rows} == {second.version}
+    assert sum(r["n"] for r in rows) == 45
+    assert store.execute("MATCH ()-[r:HAS_PERSONA]->() RETURN count(r) AS n")[0]["n"] == 45
+    users = store.execute("MATCH (u:User) RETURN u.persona AS p, u.persona_version AS v")
+    assert {(len(r["p"]), r["v"]) for r in users} == {(8, second.version)}
+    assert list(persona_attention(settings)) == ["UIU", "UIFIU"]
+    assert load_inductive(store, settings)(["1"]).shape == (8,)
+
+
+def test_metapath_without_entities_is_dropped_and_stale_model_refused(trained) -> None:
+    store, settings, _, _ = trained
+    store.execute("MATCH ()-[r:SAME_AS]->() DELETE r")
+    s = train_personas(store, settings, **{**TRAIN, "epochs": 2})
+    assert s.metapaths == ["UIU", "UIFIU"] and "UIEIU" in s.dropped
+    assert any("UIEIU" in n for n in s.notes)
+    # the graph now says another model wrote its personas → refused
+    store.execute("MATCH (u:User) SET u.persona_version = 'other-model'")
+    with pytest.raises(ModelError, match="another model"):
+        load_inductive(store, settings)
