@@ -262,6 +262,22 @@ def item_entity_lists(arrays: GraphArrays) -> list[list[str]]:
     return _lists(arrays.item_entity, arrays.n_items, arrays.entity_labels)
 
 
+def item_neighbour_entity_lists(arrays: GraphArrays) -> list[list[str]]:
+    """Per item, the labels of the entities one relation away from its SAME_AS resources (its
+    director, cast, author, genre, …): what describes a taste, unlike the work's own resource.
+    Falls back to :func:`item_entity_lists` when the graph has no entity relations."""
+    if arrays.entity_entity.shape[1] == 0:
+        return item_entity_lists(arrays)
+    names = arrays.entity_labels
+    out_nbrs: list[list[int]] = [[] for _ in range(arrays.n_entities)]
+    for s, t in zip(arrays.entity_entity[0].tolist(), arrays.entity_entity[1].tolist(), strict=True):
+        out_nbrs[s].append(t)
+    lists: list[list[str]] = [[] for _ in range(arrays.n_items)]
+    for i, e in zip(arrays.item_entity[0].tolist(), arrays.item_entity[1].tolist(), strict=True):
+        lists[i].extend(names[t] if names is not None else str(t) for t in out_nbrs[e])
+    return [list(dict.fromkeys(x)) for x in lists]
+
+
 def to_hetero_data(
     arrays: GraphArrays,
     *,

@@ -79,6 +79,7 @@ class Term:
     lift: float  # group share / population share
     support: int  # users in the group that have it
     share: float  # fraction of the group's users that have it
+    z: float = 0.0  # how far the group's share is above the population's, in standard errors
 
 
 @dataclass
@@ -139,11 +140,16 @@ def _group_terms(
             continue
         share = counts[grp] / sizes[grp]
         lift = np.divide(share, pop_share, out=np.zeros_like(share), where=pop_share > 0)
+        # Rank by the z-score of the group's share against the population's: lift alone
+        # favours rare terms that a handful of members happen to share.
+        se = np.sqrt(np.maximum(pop_share * (1 - pop_share), 1e-12) / sizes[grp])
+        z = (share - pop_share) / se
         ok = np.flatnonzero((counts[grp] >= min_support) & (share >= min_share) & (lift > 1.0))
-        ranked = sorted(ok.tolist(), key=lambda t: (-lift[t], -counts[grp, t], names[t]))[:top_n]
+        ranked = sorted(ok.tolist(), key=lambda t: (-z[t], -counts[grp, t], names[t]))[:top_n]
         out.append(
             [
-                Term(names[t], display(names[t]), float(lift[t]), int(counts[grp, t]), float(share[t]))
+                Term(names[t], display(names[t]), float(lift[t]), int(counts[grp, t]), float(share[t]),
+                     float(z[t]))
                 for t in ranked
             ]
         )
@@ -163,8 +169,8 @@ def label_groups(
 ) -> list[GroupLabel]:
     """Per group: size, the features and entities most over-represented among its users
     (lift of "user has an item with it", ranked, with at least ``min_support`` users and
-    ``min_share`` of the group), and a label joining the top ``n_label`` of both lists by
-    lift, e.g. ``"Kubrick / psychological thriller / 1970s"``."""
+    ``min_share`` of the group, ranked by the z-score of the group's share against the
+    population's), and a label joining the top ``n_label`` of both lists, e.g. ``"Kubrick / psychological thriller / 1970s"``."""
     import scipy.sparse as sp
 
     a = np.asarray(assignments, dtype=np.int64)
@@ -184,7 +190,8 @@ def label_groups(
     sizes = np.bincount(a, minlength=k)
     out = []
     for grp in range(k):
-        merged = sorted(feats[grp] + ents[grp], key=lambda t: (-t.lift, -t.support, t.display))
+        # the strongest feature first (genre, year, brand: readable), then the strongest terms
+        merged = feats[grp][:1] + sorted(feats[grp][1:] + ents[grp], key=lambda t: (-t.z, -t.support, t.display))
         parts: list[str] = []
         for t in merged:
             if t.display.lower() not in (p.lower() for p in parts):

@@ -95,7 +95,7 @@ def train_personas(
     """Train HDGI personas on the stored graph and write them back (see the module doc)."""
     import torch
 
-    from .data import item_entity_lists, item_feature_lists, user_features
+    from .data import item_feature_lists, item_neighbour_entity_lists, user_features
     from .groups import cluster_personas, label_groups
     from .hdgi import HDGI
     from .metapaths import RelationIndex, build_metapath_graph, parse_metapaths
@@ -165,9 +165,9 @@ def train_personas(
     store.create_vector_index("User", "persona", int(z.shape[1]))
 
     with progress.stage("persona groups") as advance:
-        clusters = cluster_personas(z, k, seed=seed)
+        clusters = cluster_personas(z, k, k_range=range(4, 13), seed=seed)
         labels = label_groups(clusters.assignments, arrays.user_item, item_feature_lists(arrays),
-                              item_entity_lists(arrays))
+                              item_neighbour_entity_lists(arrays))
         advance(1)
     order = sorted(range(clusters.k), key=lambda g: (-labels[g].size, g))  # p0 = the biggest
     pid = {g: f"p{r}" for r, g in enumerate(order)}
