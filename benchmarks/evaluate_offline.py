@@ -13,6 +13,7 @@ to the vocabulary, User.persona, and the history-user (mean train item embedding
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import pickle
 import time
@@ -33,44 +34,50 @@ def export(home: Path, out: Path) -> None:
     frames = {name: getattr(inp.split, name) for name in ("train", "valid", "test", "items")}
     keep = ["user", "item", "ts", "order", "session"]
     frames = {k: (v[[c for c in keep if c in v.columns]] if k != "items" else v[["item"]]) for k, v in frames.items()}
-    with open(out / "frames.pkl", "wb") as f:
+    with gzip.open(out / "frames.pkl.gz", "wb") as f:
         pickle.dump(frames, f, protocol=5)
     users = sorted(inp.personas)
-    hist = sorted(inp.history_user)
+    # history-user vectors are recomputed from the train frame by `run` (they are big)
     np.savez_compressed(out / "arrays.npz", item_table=inp.item_table.astype(np.float32),
                         item_ids=np.asarray(inp.vocab.ids, dtype=object),
                         persona_users=np.asarray(users, dtype=object),
-                        personas=np.stack([inp.personas[u] for u in users]).astype(np.float32),
-                        history_users=np.asarray(hist, dtype=object),
-                        history=np.stack([inp.history_user[u] for u in hist]).astype(np.float32))
+                        personas=np.stack([inp.personas[u] for u in users]).astype(np.float32))
     (out / "meta.json").write_text(json.dumps({"fingerprint": inp.fingerprint,
                                                "persona_version": inp.persona_version}))
     size = sum(p.stat().st_size for p in out.iterdir()) / 2**20
     print(f"exported {len(inp.vocab.ids)} vocab rows, {len(users)} personas to {out} ({size:.1f} MB)")
 
 
-def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: int | None) -> None:
+def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: int | None,
+        fit_kwargs: dict, users: int | None = None) -> None:
     import torch
 
+    from kgrec.recommender.data import ItemVocab, history_user_embeddings
     from kgrec.recommender.evaluate import evaluate_all, write_report
 
     if threads:
         torch.set_num_threads(threads)
-    with open(inputs / "frames.pkl", "rb") as f:
+    with gzip.open(inputs / "frames.pkl.gz", "rb") as f:
         frames = pickle.load(f)
+    if users:  # a seeded random subsample of users (all their rows), the catalogue stays whole
+        pool = np.asarray(sorted(frames["test"]["user"].astype(str).unique()))
+        keep = set(np.random.default_rng(0).choice(pool, size=min(users, len(pool)), replace=False).tolist())
+        frames = {k: v if k == "items" else v[v["user"].astype(str).isin(keep)] for k, v in frames.items()}
+        print(f"subsample: {len(keep)} of {len(pool)} test users, {len(frames['train'])} train rows")
     z = np.load(inputs / "arrays.npz", allow_pickle=True)
     personas = dict(zip(z["persona_users"].tolist(), z["personas"]))
-    history = dict(zip(z["history_users"].tolist(), z["history"]))
+    item_ids = z["item_ids"].tolist()
+    history = history_user_embeddings(frames["train"], ItemVocab(item_ids[1:]), z["item_table"])
 
     class Split:  # the attributes evaluate_all reads
         train, valid, test, items = frames["train"], frames["valid"], frames["test"], frames["items"]
 
     t = time.perf_counter()
-    results = evaluate_all(Split, z["item_table"], personas, history, item_ids=z["item_ids"].tolist(),
-                           seeds=list(range(seeds)), epochs=epochs, device=device,
+    results = evaluate_all(Split, z["item_table"], personas, history, item_ids=item_ids,
+                           seeds=list(range(seeds)), epochs=epochs, device=device, fit_kwargs=fit_kwargs,
                            progress=lambda m: print(f"[{time.perf_counter() - t:7.1f}s] {m}", flush=True))
     results.extra.update(json.loads((inputs / "meta.json").read_text()) | {
-        "epochs": epochs, "device": device, "torch_threads": torch.get_num_threads(),
+        "epochs": epochs, "device": device, "torch_threads": torch.get_num_threads(), "fit": fit_kwargs, "user_subsample": users,
         "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") else None,
         "seconds": round(time.perf_counter() - t, 1)})
     try:
@@ -97,11 +104,16 @@ def main() -> None:
     r.add_argument("--epochs", type=int, default=50)
     r.add_argument("--threads", type=int, default=None)
     r.add_argument("--out", type=Path, default=Path("eval-out"))
+    r.add_argument("--batch-size", type=int, default=128)
+    r.add_argument("--lr", type=float, default=1e-3)
+    r.add_argument("--patience", type=int, default=5)
+    r.add_argument("--users", type=int, default=None, help="evaluate on a seeded subsample of N users")
     args = ap.parse_args()
     if args.cmd == "export":
         export(args.home, args.out)
     else:
-        run(args.inputs, args.device, args.seeds, args.epochs, args.out, args.threads)
+        run(args.inputs, args.device, args.seeds, args.epochs, args.out, args.threads,
+            {"batch_size": args.batch_size, "lr": args.lr, "patience": args.patience}, args.users)
 
 
 if __name__ == "__main__":
