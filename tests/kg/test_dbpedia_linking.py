@@ -14,20 +14,16 @@ from pathlib import Path
 import pytest
 
 from kgrec.kg.dbpedia import oxigraph_server
-from kgrec.kg.dbpedia.linking import (
-    Candidate,
-    ItemRecord,
-    Linker,
+from kgrec.kg.dbpedia.linking import Candidate, ItemRecord, Linker, link_items, read_mapping
+from kgrec.kg.dbpedia.sparql import SparqlClient
+from kgrec.kg.dbpedia.titles import (
     iri_label,
     iri_year,
     label_variants,
-    link_items,
     move_article,
     normalise_title,
-    read_mapping,
     title_parts,
 )
-from kgrec.kg.dbpedia.sparql import SparqlClient
 
 DATA = oxigraph_server.default_data_files()
 MAPPING = oxigraph_server.default_mapping()
