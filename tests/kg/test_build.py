@@ -24,7 +24,7 @@ def built(store, settings):
 
 
 def test_every_label_and_type_is_populated(built) -> None:
-    store, _, summary = built
+    _, _, summary = built
     counts = summary.counts
     for label in ("User", "Item", "Feature"):
         assert counts["nodes"].get(label, 0) > 0, label

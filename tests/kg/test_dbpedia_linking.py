@@ -32,14 +32,6 @@ R = "http://dbpedia.org/resource/"
 needs_data = pytest.mark.skipif(not DATA or MAPPING is None, reason="no DBpedia data in ../shared or data/demo")
 
 
-@pytest.fixture(scope="module")
-def oxigraph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[oxigraph_server.OxigraphServer]:
-    if not DATA:
-        pytest.skip("no DBpedia data files")
-    with oxigraph_server.serve(DATA, tmp_path_factory.getbasetemp() / "oxigraph-dbpedia") as server:
-        yield server
-
-
 def _client(endpoint: str, cache: Path, **kw: object) -> SparqlClient:
     kw = {"min_interval_s": 0.0, "timeout_s": 0.4, "attempts": 2, "backoff_initial_s": 0.01,
           "backoff_max_s": 0.02, **kw}

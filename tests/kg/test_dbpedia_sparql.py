@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,14 +25,6 @@ from kgrec.kg.dbpedia.sparql import (
 
 DATA = oxigraph_server.default_data_files()
 needs_data = pytest.mark.skipif(not DATA, reason="no DBpedia *.nt.gz in ../shared/data or data/demo")
-
-
-@pytest.fixture(scope="module")
-def oxigraph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[oxigraph_server.OxigraphServer]:
-    if not DATA:
-        pytest.skip("no DBpedia data files")
-    with oxigraph_server.serve(DATA, tmp_path_factory.getbasetemp() / "oxigraph-dbpedia") as server:
-        yield server
 
 
 # --- pure --------------------------------------------------------------------------------------
