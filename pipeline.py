@@ -23,7 +23,7 @@ def demo_dir(data_dir: Path | None = None) -> Path:
 
 
 def run_demo(settings: Settings, progress: ProgressReporter, *, data_dir: Path | None = None,
-             console: Any = None, seeds: int = 1, epochs: int = 15, persona_epochs: int = 200) -> dict[str, Any]:
+             console: Any = None, seeds: int = 1, epochs: int = 8, persona_epochs: int = 200) -> dict[str, Any]:
     """MovieLens-small end to end: build (+ DBpedia through a local Oxigraph) → HDGI personas →
     recommender → evaluation (every baseline, ``seeds`` seeds) → a sample recommendation with
     its explanation. Sized to finish in well under 15 minutes on 2 CPU cores: one seed and at

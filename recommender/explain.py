@@ -75,7 +75,7 @@ def _persona_reasons(rows: list[dict[str, Any]], title: str) -> list[Explanation
 def _cooccurrence_reasons(rows: list[dict[str, Any]], title: str) -> list[Explanation]:
     return [Explanation("co_occurrence", float(r["score"]),
                         f"People who had {_title(r['via_title'], r['via_item'])} went on to {title} "
-                        f"({r['weight']:g} times).",
+                        f"({r['weight']:g} time{'' if r['weight'] == 1 else 's'}).",
                         {"via_item": r["via_item"]}) for r in rows]
 
 
