@@ -520,7 +520,11 @@ def explain(
 def main() -> None:
     import logging
 
+    import signal
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # SIGTERM unwinds like Ctrl-C, so the embedded database is snapshotted and stopped, not orphaned
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         app(standalone_mode=False)
     except KgrecError as e:
