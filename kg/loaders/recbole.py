@@ -25,6 +25,7 @@ description, ``year``/``date`` → year.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,19 @@ def _dataset_name(inter: Path) -> str:
     return inter.name.split(".", 1)[0]
 
 
+def _records(lines: Iterable[tuple[int, str]], n: int, report: LoadReport, strict: bool,
+             path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Non-blank lines split on tabs; a line with the wrong field count is reported and skipped."""
+    for lineno, line in lines:
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != n:
+            bad_line(report, strict, path, lineno, f"expected {n} tab-separated fields, got {len(parts)}")
+            continue
+        yield lineno, parts
+
+
 def _read_inter(path: Path, report: LoadReport, strict: bool, progress: Progress, acc: dict[str, list]) -> bool:
     """Append one ``.inter`` file's rows to ``acc``; return whether it had timestamps."""
     lines = iter_lines(path, progress)
@@ -88,13 +102,7 @@ def _read_inter(path: Path, report: LoadReport, strict: bool, progress: Progress
     n = len(fields)
     users, items, ts, ratings, order = acc["users"], acc["items"], acc["ts"], acc["ratings"], acc["order"]
     nan = math.nan
-    for lineno, line in lines:
-        if not line.strip():
-            continue
-        parts = line.split("\t")
-        if len(parts) != n:
-            bad_line(report, strict, path, lineno, f"expected {n} tab-separated fields, got {len(parts)}")
-            continue
+    for lineno, parts in _records(lines, n, report, strict, path):
         user = parts[iu].strip()
         if not user:
             bad_line(report, strict, path, lineno, "empty user id")
@@ -163,13 +171,7 @@ def _read_items(path: Path, report: LoadReport, strict: bool, progress: Progress
             roles.append((i, role, typ))
     rows: list[dict[str, Any]] = []
     n = len(fields)
-    for lineno, line in lines:
-        if not line.strip():
-            continue
-        parts = line.split("\t")
-        if len(parts) != n:
-            bad_line(report, strict, path, lineno, f"expected {n} tab-separated fields, got {len(parts)}")
-            continue
+    for _lineno, parts in _records(lines, n, report, strict, path):
         row: dict[str, Any] = {"item": parts[ii].strip()}
         for i, role, typ in roles:
             v = parts[i].strip()
