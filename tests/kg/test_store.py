@@ -113,6 +113,23 @@ def test_vectors_and_knn(store) -> None:
     assert hits[1][1] == pytest.approx(float(unit[3] @ unit[expected[1]]), abs=1e-4)
 
 
+def test_rewriting_vectors_replaces_them(store) -> None:
+    """A second write must replace the stored vectors (FalkorDB 4.16 can keep an old vecf32)."""
+    _seed(store)
+    ids = [f"i{i}" for i in range(8)]
+    store.write_vectors("Item", "emb", ids, np.ones((8, 4)))
+    store.create_vector_index("Item", "emb", 4)
+    for value in (2.0, 3.0):
+        store.write_vectors("Item", "emb", ids, np.full((8, 4), value), extra={"v": value})
+        got = store.stream_nodes("Item", ["emb", "v"])
+        assert all(e == [value] * 4 for e in got.properties["emb"])
+        assert set(got.properties["v"]) == {value}
+    rows = store.execute("MATCH (i:Item {id: 'i0'}) SET i.emb = vecf32([9.0, 9.0, 9.0, 9.0]) RETURN 1 AS ok")
+    assert rows == [{"ok": 1}]
+    store.write_vectors("Item", "emb", ["i0"], np.full((1, 4), 5.0))
+    assert store.stream_nodes("Item", ["emb"]).properties["emb"][0] == [5.0] * 4
+
+
 def test_write_vectors_rejects_unknown_property(store) -> None:
     with pytest.raises(ConfigError):
         store.write_vectors("Item", "title", ["i1"], np.zeros((1, 3)))
