@@ -9,26 +9,30 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
+from kgrec.display import console as _console
+from kgrec.display import jsonable as _jsonable
+from kgrec.display import print_counts as _print_counts
+from kgrec.display import print_rows as _print_rows
 from kgrec.errors import ConfigError, KgrecError, ModelError, NotFoundError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="kgrec: a knowledge-graph, persona-driven session recommender.")
 
 
-MappingOpt = Annotated[Optional[Path], typer.Option(
+MappingOpt = Annotated[Path | None, typer.Option(
     "--mapping", help="Item id → DBpedia IRI file (tsv: id, title, IRI)")]
-SparqlOpt = Annotated[Optional[str], typer.Option(
+SparqlOpt = Annotated[str | None, typer.Option(
     "--sparql", help="SPARQL endpoint URL (default KGREC_SPARQL_ENDPOINT, else public DBpedia)")]
-SparqlDataOpt = Annotated[Optional[Path], typer.Option(
+SparqlDataOpt = Annotated[Path | None, typer.Option(
     "--sparql-data", help="Serve the N-Triples files in DIR with a local Oxigraph for this run")]
-GraphOpt = Annotated[Optional[str], typer.Option(
+GraphOpt = Annotated[str | None, typer.Option(
     "--graph", help="Graph URI: neo4j://…, bolt://…, falkordb://host:port; unset = embedded FalkorDB",
     envvar="KGREC_GRAPH_URI", show_envvar=True)]
-HomeOpt = Annotated[Optional[Path], typer.Option(
+HomeOpt = Annotated[Path | None, typer.Option(
     "--home", help="State dir (default ./.kgrec)", envvar="KGREC_HOME", show_envvar=True)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
 
@@ -51,60 +55,6 @@ def _store(settings: Any) -> Any:
     return open_store(settings)
 
 
-def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
-
-    return Console(stderr=stderr)
-
-
-def _print_counts(counts: dict[str, dict[str, int]]) -> None:
-    from rich.table import Table
-
-    table = Table(title="graph")
-    table.add_column("kind")
-    table.add_column("name")
-    table.add_column("count", justify="right")
-    for name, n in counts["nodes"].items():
-        table.add_row("node", name, f"{n:,}")
-    for name, n in counts["relationships"].items():
-        table.add_row("relationship", name, f"{n:,}")
-    _console().print(table)
-
-
-def _print_rows(rows: list[dict[str, Any]], title: str | None = None) -> None:
-    from rich.table import Table
-
-    table = Table(title=title)
-    cols = list(rows[0]) if rows else []
-    for c in cols:
-        table.add_column(str(c))
-    for r in rows:
-        table.add_row(*[_fmt(r[c]) for c in cols])
-    _console().print(table)
-    if not rows:
-        _console().print("(no rows)")
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, list) and len(v) > 8:
-        return f"[{', '.join(_fmt(x) for x in v[:8])}, … ({len(v)} values)]"
-    return str(v)
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, (str, int, float, bool)) or v is None:
-        return v
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if hasattr(v, "properties"):  # a node / edge object
-        return {"labels": list(getattr(v, "labels", []) or []), "properties": _jsonable(v.properties)}
-    return str(v)
-
-
 # --- build / status / query ------------------------------------------------------------------
 @app.command()
 def build(
@@ -115,11 +65,11 @@ def build(
     k_core: Annotated[int, typer.Option(help="Iterative k-core on users and items (<=1: off)")] = 5,
     session_gap: Annotated[float, typer.Option(help="Inactivity gap that splits sessions, hours")] = 24.0,
     embeddings: Annotated[bool, typer.Option(help="Encode item texts into Item.emb")] = True,
-    embedding_model: Annotated[Optional[str], typer.Option(
+    embedding_model: Annotated[str | None, typer.Option(
         help="sentence-transformers name or path (default: offline all-MiniLM-L6-v2)")] = None,
     strict: Annotated[bool, typer.Option(help="Fail on the first malformed line")] = False,
     fresh: Annotated[bool, typer.Option(help="Clear the graph first (replace another build)")] = False,
-    dbpedia: Annotated[Optional[bool], typer.Option(
+    dbpedia: Annotated[bool | None, typer.Option(
         "--dbpedia/--no-dbpedia", help="Link items to DBpedia (default: on when an endpoint or mapping is given)")]
     = None,
     mapping: MappingOpt = None,
@@ -186,9 +136,9 @@ def _parse_param(text: str) -> tuple[str, Any]:
 
 @app.command()
 def query(
-    cypher: Annotated[Optional[str], typer.Argument(help="A read-only Cypher query")] = None,
-    file: Annotated[Optional[Path], typer.Option("-f", "--file", help="Read the query from a .cypher file")] = None,
-    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="key=text (a string) or key:=json (typed)")] = None,
+    cypher: Annotated[str | None, typer.Argument(help="A read-only Cypher query")] = None,
+    file: Annotated[Path | None, typer.Option("-f", "--file", help="Read the query from a .cypher file")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="key=text (a string) or key:=json (typed)")] = None,
     graph: GraphOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
@@ -219,7 +169,7 @@ def query(
 
 @app.command()
 def demo(home: HomeOpt = None, graph: GraphOpt = None,
-         data: Annotated[Optional[Path], typer.Option(help="Demo data folder (default: the shipped data/demo)")]
+         data: Annotated[Path | None, typer.Option(help="Demo data folder (default: the shipped data/demo)")]
          = None) -> None:
     """Build the shipped MovieLens-small sample end to end."""
     from kgrec.pipeline import run_demo
@@ -231,19 +181,17 @@ def demo(home: HomeOpt = None, graph: GraphOpt = None,
 
 def _link(store: Any, settings: Any, mapping: Path | None, sparql: str | None, sparql_data: Path | None,
           use_labels: bool) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from kgrec.kg.dbpedia.service import link_graph
+    from kgrec.progress import RichProgress
 
     total = store.counts()["nodes"].get("Item", 0)
-    columns = [TextColumn("[bold]link DBpedia"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[info]}")]
-    with Progress(*columns, console=_console(stderr=True)) as bar:
-        task = bar.add_task("link", total=total, info="")
+    with RichProgress().stage("link DBpedia", total) as advance:
+        done = [0]
 
         def progress(linked: int, unlinked: int, failed: int) -> None:
-            bar.update(task, completed=linked + unlinked + failed,
-                       info=f"linked {linked} · unlinked {unlinked} · failed {failed}")
+            advance(linked + unlinked + failed - done[0],
+                    info=f"linked {linked} · unlinked {unlinked} · failed {failed}")
+            done[0] = linked + unlinked + failed
 
         summary = link_graph(store, settings, mapping=mapping, sparql=sparql, sparql_data=sparql_data,
                              use_labels=use_labels, progress=progress)
@@ -283,10 +231,10 @@ app.add_typer(dbpedia_app, name="dbpedia")
 
 @dbpedia_app.command("serve")
 def dbpedia_serve(
-    data: Annotated[Optional[Path], typer.Option(
+    data: Annotated[Path | None, typer.Option(
         "--data", help="Folder of .nt/.nt.gz files (default ../shared/data/dbpedia, else data/demo/dbpedia)")]
     = None,
-    port: Annotated[Optional[int], typer.Option(help="Port on 127.0.0.1 (default: a free one)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (default: a free one)")] = None,
     home: HomeOpt = None,
 ) -> None:
     """Serve DBpedia N-Triples with a local Oxigraph on loopback until Ctrl-C."""
@@ -330,12 +278,12 @@ def train_personas(
     hidden: Annotated[int, typer.Option(min=2, help="Persona dimension")] = 64,
     lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
     patience: Annotated[int, typer.Option(min=1, help="Early stopping on the training loss")] = 20,
-    batch_size: Annotated[Optional[int], typer.Option(help="Mini-batch of users (default: full batch)")] = None,
-    groups: Annotated[Optional[int], typer.Option("--groups", "-k", help="Persona groups (default: silhouette)")]
+    batch_size: Annotated[int | None, typer.Option(help="Mini-batch of users (default: full batch)")] = None,
+    groups: Annotated[int | None, typer.Option("--groups", "-k", help="Persona groups (default: silhouette)")]
     = None,
     max_neighbors: Annotated[int, typer.Option(min=1, help="Cap on meta-path neighbours per user")] = 20,
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
-    seed: Annotated[Optional[int], typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
     graph: GraphOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
@@ -384,7 +332,7 @@ def personas_show(graph: GraphOpt = None, home: HomeOpt = None, as_json: JsonOpt
 
 @personas_app.command("plot")
 def personas_plot(
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="PNG path")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="PNG path")] = None,
     method: Annotated[str, typer.Option(help="tsne or pca")] = "tsne",
     sample: Annotated[int, typer.Option(min=10, help="Plot at most this many users")] = 3000,
     graph: GraphOpt = None,
@@ -404,7 +352,7 @@ def personas_plot(
 def train_recommender(
     epochs: Annotated[int, typer.Option(min=1, help="Max epochs (early stopping on validation NDCG@10)")] = 50,
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
-    seed: Annotated[Optional[int], typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
     graph: GraphOpt = None,
     home: HomeOpt = None,
 ) -> None:
@@ -421,13 +369,13 @@ def train_recommender(
 
 @app.command()
 def recommend(
-    user: Annotated[Optional[str], typer.Option("--user", "-u", help="Known user id (persona from the graph)")]
+    user: Annotated[str | None, typer.Option("--user", "-u", help="Known user id (persona from the graph)")]
     = None,
-    session: Annotated[Optional[list[str]], typer.Option(
+    session: Annotated[list[str] | None, typer.Option(
         "--session", "-s", help="Item ids of the current session, in order (repeat the option)")] = None,
     k: Annotated[int, typer.Option("-k", min=1, help="How many items")] = 10,
     write: Annotated[bool, typer.Option(help="Write (:User)-[:RECOMMENDED]->(:Item) back to the graph")] = False,
-    run_id: Annotated[Optional[str], typer.Option("--run", help="Run id stored on RECOMMENDED edges")] = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="Run id stored on RECOMMENDED edges")] = None,
     graph: GraphOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
@@ -467,7 +415,7 @@ def evaluate(
     seeds: Annotated[int, typer.Option(min=1, help="Number of seeds (mean ± std)")] = 3,
     epochs: Annotated[int, typer.Option(min=1, help="Max epochs per model")] = 50,
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also copy the JSON results here")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also copy the JSON results here")] = None,
     graph: GraphOpt = None,
     home: HomeOpt = None,
 ) -> None:
@@ -519,7 +467,6 @@ def explain(
 
 def main() -> None:
     import logging
-
     import signal
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
