@@ -275,9 +275,13 @@ def train_personas(
     epochs: Annotated[int, typer.Option(min=1)] = 200,
     metapaths: Annotated[str, typer.Option(help="Comma-separated: UIU, UIFIU, UIEIU, UIEEIU, UIIU")]
     = "UIU,UIFIU,UIEIU",
-    hidden: Annotated[int, typer.Option(min=2, help="Persona dimension")] = 64,
-    lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
+    hidden: Annotated[int, typer.Option(min=2, help="Persona dimension")] = 256,
+    lr: Annotated[float, typer.Option(min=0.0)] = 1e-4,
     patience: Annotated[int, typer.Option(min=1, help="Early stopping on the training loss")] = 20,
+    features: Annotated[str, typer.Option(
+        help="User input features: mean (LLM item embeddings), mean+cf (plus a collaborative SVD block), cf")]
+    = "mean+cf",
+    cf_dim: Annotated[int, typer.Option(min=1, help="Width of the collaborative block")] = 64,
     batch_size: Annotated[int | None, typer.Option(help="Mini-batch of users (default: full batch)")] = None,
     groups: Annotated[int | None, typer.Option("--groups", "-k", help="Persona groups (default: silhouette)")]
     = None,
@@ -299,7 +303,7 @@ def train_personas(
     names = tuple(m.strip().upper() for m in metapaths.split(",") if m.strip())
     with _store(settings) as store:
         summary = run(store, settings, encoder=encoder, epochs=epochs, metapaths=names, hidden=hidden, lr=lr,
-                      patience=patience, batch_size=batch_size, k=groups, max_neighbors=max_neighbors,
+                      patience=patience, features=features, cf_dim=cf_dim, batch_size=batch_size, k=groups, max_neighbors=max_neighbors,
                       device=device, seed=seed, progress=RichProgress())
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), indent=2, default=str))

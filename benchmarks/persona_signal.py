@@ -5,16 +5,17 @@ first when the graph has no entities (a local Oxigraph over ../shared/data/dbped
 LODrecsys mapping), trains personas for each encoder × epochs setting, and compares a
 user's k nearest neighbours by cosine in
 
-* ``hdgi``      the persona space written to ``User.persona``
-* ``hdgi+mean`` persona ⊕ mean item embedding (both L2-normalised; a post-hoc skip)
-* ``mean``      the mean MiniLM embedding of the user's training items (HDGI's input)
+* ``hdgi-<features>-<encoder>-<epochs>``  the persona space written to ``User.persona``
+* ``input-<features>``  HDGI's input features themselves (what the encoder starts from)
+* ``mean``      the mean MiniLM embedding of the user's training items
 * ``random``    k random other users
 
 on (a) Jaccard of training items, (b) Jaccard of genre sets, (c) recall of the user's held-out
 (valid+test) items among the neighbours' training items. Per-user values are compared with a
 paired Wilcoxon test and a bootstrap 95 % CI of the mean difference (hdgi − mean).
 
-    python benchmarks/persona_signal.py --home /tmp/ml-home --encoders gcn,gat --epochs 50,200
+    python benchmarks/persona_signal.py --home /tmp/ml-home --encoders gcn,gat --epochs 200 \
+        --features mean,mean+cf
 """
 
 from __future__ import annotations
@@ -78,9 +79,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--home", type=Path, default=Path(".kgrec"))
     ap.add_argument("--encoders", default="gcn,gat")
-    ap.add_argument("--epochs", default="50,200")
-    ap.add_argument("--hidden", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--epochs", default="200")
+    ap.add_argument("--features", default="mean+cf", help="comma-separated: mean, mean+cf, cf")
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--sample", type=int, default=400)
     ap.add_argument("--seed", type=int, default=0)
@@ -113,6 +115,7 @@ def run(args, settings, rng):
     from kgrec.kg.build import load_split
     from kgrec.kg.store import open_store
     from kgrec.personas.data import user_features
+    from kgrec.personas.features import UserFeaturizer
     from kgrec.personas.projection import graph_arrays
     from kgrec.personas.workflow import train_personas
 
@@ -148,25 +151,25 @@ def run(args, settings, rng):
         rand = np.stack([rng.choice(pool[pool != u], size=args.k, replace=False) for u in users])
         spaces["random"] = per_user(rand, users, item_sets, genre_sets, held)
         notes = []
-        for enc in args.encoders.split(","):
-            for ep in (int(e) for e in args.epochs.split(",")):
-                t = time.perf_counter()
-                s = train_personas(store, settings, encoder=enc, epochs=ep, hidden=args.hidden,
-                                   lr=args.lr, seed=args.seed, k=8)
-                rows = store.stream_nodes("User", ["persona"])
-                z = np.zeros((n, s.dim), dtype=np.float32)
-                for uid, vec in zip(rows.ids, rows.properties["persona"], strict=True):
-                    z[pos[uid]] = vec
-                notes.append(f"{enc}/{ep}: {time.perf_counter() - t:.1f}s, {len(s.losses)} epochs run, "
-                             f"best {s.best_epoch} loss {min(s.losses):.4f}, attention "
-                             + ", ".join(f"{m} {w:.2f}" for m, w in s.attention.items())
-                             + (f", dropped {s.dropped}" if s.dropped else ""))
-                spaces[f"hdgi-{enc}-{ep}"] = per_user(neighbours(z, users, pool, args.k), users,
-                                                      item_sets, genre_sets, held)
-                unit = lambda m: m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
-                both = np.concatenate([unit(z), unit(mean_emb)], axis=1)
-                spaces[f"hdgi-{enc}-{ep}+mean"] = per_user(neighbours(both, users, pool, args.k), users,
-                                                           item_sets, genre_sets, held)
+        for feats in args.features.split(","):
+            x = UserFeaturizer.fit(arrays, feats, seed=args.seed).users(arrays)
+            spaces[f"input-{feats}"] = per_user(neighbours(x, users, pool, args.k), users, item_sets,
+                                                genre_sets, held)
+        for feats, enc, ep in ((f, e, int(p)) for f in args.features.split(",")
+                           for e in args.encoders.split(",") for p in args.epochs.split(",")):
+            t = time.perf_counter()
+            s = train_personas(store, settings, encoder=enc, epochs=ep, hidden=args.hidden,
+                               lr=args.lr, seed=args.seed, k=8, features=feats)
+            rows = store.stream_nodes("User", ["persona"])
+            z = np.zeros((n, s.dim), dtype=np.float32)
+            for uid, vec in zip(rows.ids, rows.properties["persona"], strict=True):
+                z[pos[uid]] = vec
+            notes.append(f"{feats}/{enc}/{ep}: {time.perf_counter() - t:.1f}s, {len(s.losses)} epochs run, "
+                         f"best {s.best_epoch} loss {min(s.losses):.4f}, attention "
+                         + ", ".join(f"{m} {w:.2f}" for m, w in s.attention.items())
+                         + (f", dropped {s.dropped}" if s.dropped else ""))
+            spaces[f"hdgi-{feats}-{enc}-{ep}"] = per_user(neighbours(z, users, pool, args.k), users,
+                                                          item_sets, genre_sets, held)
     return spaces, notes
 
 
@@ -175,10 +178,10 @@ def report(spaces, notes, rng) -> None:
     for line in notes:
         print(line)
     metrics = ("items", "genres", "heldout")
-    print(f"\n{'space':<22}" + "".join(f"{m:>10}" for m in metrics)
+    print(f"\n{'space':<26}" + "".join(f"{m:>10}" for m in metrics)
           + "".join(f"{'Δ vs mean ' + m:>30}" for m in metrics))
     for name, vals in spaces.items():
-        row = f"{name:<22}" + "".join(f"{np.nanmean(vals[m]):>10.4f}" for m in metrics)
+        row = f"{name:<26}" + "".join(f"{np.nanmean(vals[m]):>10.4f}" for m in metrics)
         if name != "mean":
             for m in metrics:
                 d, ci, p = compare(vals[m], spaces["mean"][m], rng)

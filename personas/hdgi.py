@@ -1,13 +1,17 @@
 """Heterogeneous Deep Graph Infomax (Ren et al., 2019) over user meta-path graphs.
 
-* node level: one GCNConv (HDGI-C) or GATConv (HDGI-A) per meta-path graph, PReLU;
+* node level: one GCNConv (HDGI-C) or GATConv (HDGI-A) per meta-path graph, plus (default)
+  a root weight ``W_root x_i`` — a skip from the node's own input, as in GraphSAGE — then
+  PReLU;
 * semantic level: HAN attention — score of meta-path p = mean over nodes of
   ``q^T tanh(W z_p + b)``, softmax over meta-paths → one global weight per meta-path;
 * readout ``s = sigmoid(mean(z))``; corruption = row shuffle of ``x`` (graphs unchanged);
 * bilinear discriminator ``D(z, s) = z^T M s`` trained with BCE-with-logits.
 
-GCN normalisation defaults to ``"mean"`` (``D^-1 (A + I)``, degrees of the aggregating
-node only): a node's output then depends on itself and its in-neighbours alone, so the
+GCN normalisation defaults to ``"mean"``: a weighted mean over the node's in-neighbours
+(edge weights = the meta-path's path counts when given, else 1), with a self-loop only when
+there is no root weight (``D^-1 (A + I)``). A node's output then depends on itself and its
+in-neighbours alone, so the
 mini-batch subgraphs of :mod:`.train` and the inductive subgraph of :mod:`.inductive`
 compute exactly what the full graph would. ``"sym"`` is the classic ``D^-1/2 (A+I) D^-1/2``
 (exact only in full-batch mode).
@@ -39,16 +43,27 @@ def corrupt(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
 
 
 def mean_norm_edges(
-    edge_index: Tensor, num_nodes: int, dtype: torch.dtype = torch.float32
+    edge_index: Tensor,
+    num_nodes: int,
+    dtype: torch.dtype = torch.float32,
+    edge_weight: Tensor | None = None,
+    self_loops: bool = True,
 ) -> tuple[Tensor, Tensor]:
-    """Self-loops added (existing ones dropped) and weights ``1 / in_degree(target)``."""
+    """Existing self-loops dropped, new ones (weight 1) added when ``self_loops``, and each
+    edge weighted ``w / sum of w into its target`` (``w`` = ``edge_weight`` or 1)."""
     src, dst = edge_index
     keep = src != dst
-    loops = torch.arange(num_nodes, device=edge_index.device)
-    ei = torch.cat([edge_index[:, keep], torch.stack([loops, loops])], dim=1)
-    deg = torch.zeros(num_nodes, dtype=dtype, device=edge_index.device)
-    deg.scatter_add_(0, ei[1], torch.ones(ei.size(1), dtype=dtype, device=edge_index.device))
-    return ei, deg.reciprocal()[ei[1]]
+    dev = edge_index.device
+    ei = edge_index[:, keep]
+    w = (torch.ones(ei.size(1), dtype=dtype, device=dev) if edge_weight is None
+         else edge_weight.to(dev, dtype)[keep])
+    if self_loops:
+        loops = torch.arange(num_nodes, device=dev)
+        ei = torch.cat([ei, torch.stack([loops, loops])], dim=1)
+        w = torch.cat([w, torch.ones(num_nodes, dtype=dtype, device=dev)])
+    deg = torch.zeros(num_nodes, dtype=dtype, device=dev)
+    deg.scatter_add_(0, ei[1], w)
+    return ei, w / deg.clamp(min=torch.finfo(dtype).tiny)[ei[1]]
 
 
 class SemanticAttention(nn.Module):
@@ -90,6 +105,7 @@ class HDGI(nn.Module):
         dropout: float = 0.0,
         semantic_hidden: int = 128,
         normalization: Normalization = "mean",
+        root_weight: bool = True,
     ) -> None:
         super().__init__()
         from torch_geometric.nn import GATConv, GCNConv
@@ -110,6 +126,7 @@ class HDGI(nn.Module):
         self.dropout = float(dropout)
         self.semantic_hidden = int(semantic_hidden)
         self.normalization: Normalization = normalization
+        self.root_weight = bool(root_weight)
 
         convs: list[nn.Module] = []
         for _ in range(num_metapaths):
@@ -130,6 +147,10 @@ class HDGI(nn.Module):
                     )
                 )
         self.convs = nn.ModuleList(convs)
+        self.roots = nn.ModuleList(
+            [nn.Linear(in_channels, hidden_channels, bias=False) for _ in range(num_metapaths)]
+            if self.root_weight else []
+        )
         self.acts = nn.ModuleList([nn.PReLU(hidden_channels) for _ in range(num_metapaths)])
         self.semantic = SemanticAttention(hidden_channels, semantic_hidden)
         self.disc_weight = nn.Parameter(torch.empty(hidden_channels, hidden_channels))
@@ -150,11 +171,14 @@ class HDGI(nn.Module):
             "dropout": self.dropout,
             "semantic_hidden": self.semantic_hidden,
             "normalization": self.normalization,
+            "root_weight": self.root_weight,
         }
 
     def reset_parameters(self) -> None:
         for conv in self.convs:
             conv.reset_parameters()
+        for root in self.roots:
+            root.reset_parameters()
         for act in self.acts:
             nn.init.constant_(act.weight, 0.25)
         self.semantic.reset_parameters()
@@ -162,25 +186,38 @@ class HDGI(nn.Module):
         self.attention.fill_(1.0 / self.num_metapaths)
 
     # -- encoder ---------------------------------------------------------------------------
-    def encode(self, x: Tensor, edge_index_list: Sequence[Tensor], target_size: int | None = None) -> Tensor:
+    def encode(
+        self,
+        x: Tensor,
+        edge_index_list: Sequence[Tensor],
+        target_size: int | None = None,
+        edge_weight_list: Sequence[Tensor | None] | None = None,
+    ) -> Tensor:
         """Per-meta-path node embeddings ``[P, N, hidden]`` (only the first ``target_size``
-        nodes when given — the targets of a sampled subgraph)."""
+        nodes when given — the targets of a sampled subgraph). ``edge_weight_list`` (one
+        ``[E]`` tensor or None per meta-path) weights the neighbour mean of the mean-GCN;
+        GAT learns its own edge weights and the symmetric GCN ignores them."""
         if len(edge_index_list) != self.num_metapaths:
             raise ConfigError(
                 f"HDGI expects {self.num_metapaths} meta-path graphs, got {len(edge_index_list)}"
             )
         if x.dim() != 2 or x.size(1) != self.in_channels:
             raise ConfigError(f"HDGI expects features [N, {self.in_channels}], got {list(x.shape)}")
+        if edge_weight_list is not None and len(edge_weight_list) != self.num_metapaths:
+            raise ConfigError(f"HDGI expects {self.num_metapaths} edge-weight entries, got {len(edge_weight_list)}")
         n = x.size(0)
         x = F.dropout(x, p=self.dropout, training=self.training)
+        weights = list(edge_weight_list) if edge_weight_list is not None else [None] * self.num_metapaths
         outs = []
-        for conv, act, ei in zip(self.convs, self.acts, edge_index_list, strict=True):
+        for p, (conv, act, ei) in enumerate(zip(self.convs, self.acts, edge_index_list, strict=True)):
             ei = ei.to(x.device)
             if self.encoder_kind == "gcn" and self.normalization == "mean":
-                ei_n, w = mean_norm_edges(ei, n, x.dtype)
+                ei_n, w = mean_norm_edges(ei, n, x.dtype, weights[p], self_loops=not self.root_weight)
                 h = conv(x, ei_n, w)
             else:
                 h = conv(x, ei)
+            if self.root_weight:
+                h = h + self.roots[p](x)
             h = act(h)
             outs.append(h if target_size is None else h[:target_size])
         return torch.stack(outs)
@@ -200,8 +237,9 @@ class HDGI(nn.Module):
         *,
         target_size: int | None = None,
         weights: Tensor | None = None,
+        edge_weight_list: Sequence[Tensor | None] | None = None,
     ) -> tuple[Tensor, Tensor]:
-        zs = self.encode(x, edge_index_list, target_size)
+        zs = self.encode(x, edge_index_list, target_size, edge_weight_list)
         z, w = self.combine(zs, weights)
         self.last_weights = w.detach()
         return z, w
@@ -214,12 +252,14 @@ class HDGI(nn.Module):
         *,
         weights: Tensor | None = None,
         target_size: int | None = None,
+        edge_weight_list: Sequence[Tensor | None] | None = None,
     ) -> Tensor:
         """Persona vectors in eval mode (no dropout, no grad); training mode is restored."""
         was = self.training
         self.eval()
         try:
-            z, _ = self.forward(x, edge_index_list, target_size=target_size, weights=weights)
+            z, _ = self.forward(x, edge_index_list, target_size=target_size, weights=weights,
+                                edge_weight_list=edge_weight_list)
         finally:
             self.train(was)
         return z
@@ -249,11 +289,12 @@ class HDGI(nn.Module):
         generator: torch.Generator | None = None,
         target_size: int | None = None,
         x_corrupt: Tensor | None = None,
+        edge_weight_list: Sequence[Tensor | None] | None = None,
     ) -> Tensor:
-        """One DGI objective: encode ``x`` and its corruption over the same graphs."""
-        pos_z, _ = self.forward(x, edge_index_list, target_size=target_size)
+        """One DGI objective: encode ``x`` and its corruption over the same (weighted) graphs."""
+        pos_z, _ = self.forward(x, edge_index_list, target_size=target_size, edge_weight_list=edge_weight_list)
         weights = self.last_weights
         neg_x = corrupt(x, generator) if x_corrupt is None else x_corrupt
-        neg_z, _ = self.forward(neg_x, edge_index_list, target_size=target_size)
+        neg_z, _ = self.forward(neg_x, edge_index_list, target_size=target_size, edge_weight_list=edge_weight_list)
         self.last_weights = weights  # keep the weights of the real graph, not the corrupted one
         return self.loss(pos_z, neg_z, self.readout(pos_z))

@@ -138,6 +138,7 @@ class CSR:
     indptr: np.ndarray
     indices: np.ndarray
     n_cols: int
+    data: np.ndarray | None = None  # per-entry weights, aligned with ``indices`` (optional)
 
     @property
     def n_rows(self) -> int:
@@ -148,16 +149,24 @@ class CSR:
         return d if rows is None else d[rows]
 
 
-def csr_from_edges(src: np.ndarray, dst: np.ndarray, n_src: int, n_dst: int) -> CSR:
-    """Deduplicated CSR of ``src → dst`` (neighbours sorted)."""
+def csr_from_edges(
+    src: np.ndarray, dst: np.ndarray, n_src: int, n_dst: int, weight: np.ndarray | None = None
+) -> CSR:
+    """Deduplicated CSR of ``src → dst`` (neighbours sorted; weights of duplicates summed)."""
     src = np.asarray(src, dtype=np.int64)
     dst = np.asarray(dst, dtype=np.int64)
+    data = None
     if src.size:
-        key = np.unique(src * np.int64(max(n_dst, 1)) + dst)
+        key, inv = np.unique(src * np.int64(max(n_dst, 1)) + dst, return_inverse=True)
+        if weight is not None:
+            data = np.bincount(inv.ravel(), weights=np.asarray(weight, np.float64), minlength=len(key))
         src, dst = key // max(n_dst, 1), key % max(n_dst, 1)
+    elif weight is not None:
+        data = np.zeros(0)
     indptr = np.zeros(n_src + 1, dtype=np.int64)
     np.cumsum(np.bincount(src, minlength=n_src), out=indptr[1:])
-    return CSR(indptr=indptr, indices=np.ascontiguousarray(dst), n_cols=n_dst)
+    return CSR(indptr=indptr, indices=np.ascontiguousarray(dst), n_cols=n_dst,
+               data=None if data is None else data.astype(np.float32))
 
 
 class RelationIndex:

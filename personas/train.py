@@ -31,7 +31,7 @@ from kgrec.errors import ConfigError, ModelError
 from .hdgi import HDGI
 from .metapaths import CSR, MetaPathGraph, MetaPathSpec, cap_per_source, csr_from_edges
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: root weights, path-count edge weights, saved user features
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.json"
 ATTENTION_FILE = "attention.json"
@@ -64,6 +64,12 @@ def _as_x(x: Tensor | np.ndarray) -> Tensor:
     return t.float()
 
 
+def _as_weights(edge_index_list: Sequence[EdgeLike], weighted: bool = True) -> list[Tensor | None]:
+    """Per graph, its path-count weights (a :class:`MetaPathGraph`) or None (plain edges)."""
+    return [torch.from_numpy(np.ascontiguousarray(e.weight, dtype=np.float32))
+            if weighted and isinstance(e, MetaPathGraph) else None for e in edge_index_list]
+
+
 def _as_edges(edge_index_list: Sequence[EdgeLike], n: int) -> list[Tensor]:
     out = []
     for e in edge_index_list:
@@ -88,6 +94,10 @@ def _device(device: str | torch.device) -> torch.device:
     return dev
 
 
+def _to(weights: Sequence[Tensor | None], dev: torch.device) -> list[Tensor | None]:
+    return [None if w is None else w.to(dev) for w in weights]
+
+
 # -- mini-batch subgraphs ------------------------------------------------------------------
 
 
@@ -95,38 +105,51 @@ class SubgraphSampler:
     """Targets + sampled 1-hop meta-path neighbourhoods, relabelled locally (targets first)."""
 
     def __init__(
-        self, edge_index_list: Sequence[Tensor], num_nodes: int, num_neighbors: int | None = None
+        self,
+        edge_index_list: Sequence[Tensor],
+        num_nodes: int,
+        num_neighbors: int | None = None,
+        edge_weight_list: Sequence[Tensor | None] | None = None,
     ) -> None:
         self.num_nodes = num_nodes
         self.num_neighbors = num_neighbors
+        ws = list(edge_weight_list) if edge_weight_list is not None else [None] * len(edge_index_list)
         self.csrs: list[CSR] = [
-            csr_from_edges(e[1].numpy(), e[0].numpy(), num_nodes, num_nodes) for e in edge_index_list
+            csr_from_edges(e[1].numpy(), e[0].numpy(), num_nodes, num_nodes,
+                           None if w is None else w.numpy())
+            for e, w in zip(edge_index_list, ws, strict=True)
         ]
         self._local = np.full(num_nodes, -1, dtype=np.int64)
 
     def sample(
         self, targets: np.ndarray, rng: np.random.Generator | None = None
-    ) -> tuple[np.ndarray, list[Tensor]]:
-        """``(nodes, local_edge_index_list)``: ``nodes[:len(targets)] == targets``."""
+    ) -> tuple[np.ndarray, list[Tensor], list[Tensor | None]]:
+        """``(nodes, local_edge_index_list, edge_weight_list)``: ``nodes[:len(targets)] == targets``.
+        Subsampled neighbours (``num_neighbors``) are drawn uniformly; their weights are kept
+        as they are (the encoder renormalises per target)."""
         targets = np.asarray(targets, dtype=np.int64)
         per_path = []
         for csr in self.csrs:
             deg = csr.degree(targets)
             rep = np.repeat(np.arange(len(targets), dtype=np.int64), deg)
             offs = np.arange(int(deg.sum()), dtype=np.int64) - np.repeat(np.cumsum(deg) - deg, deg)
-            nbr = csr.indices[csr.indptr[targets[rep]] + offs]
+            at = csr.indptr[targets[rep]] + offs
+            nbr = csr.indices[at]
+            w = None if csr.data is None else csr.data[at]
             if self.num_neighbors is not None and rng is not None and len(rep):
                 keep = cap_per_source(rep, np.ones(len(rep)), self.num_neighbors, rng, "uniform")
                 rep, nbr = rep[keep], nbr[keep]
-            per_path.append((rep, nbr))
-        all_nbr = np.concatenate([nbr for _, nbr in per_path]) if per_path else np.zeros(0, np.int64)
+                w = None if w is None else w[keep]
+            per_path.append((rep, nbr, w))
+        all_nbr = np.concatenate([nbr for _, nbr, _ in per_path]) if per_path else np.zeros(0, np.int64)
         others = np.setdiff1d(np.unique(all_nbr), targets, assume_unique=False)
         nodes = np.concatenate([targets, others])
         local = self._local
         local[nodes] = np.arange(len(nodes), dtype=np.int64)
-        eil = [torch.from_numpy(np.stack([local[nbr], rep])) for rep, nbr in per_path]
+        eil = [torch.from_numpy(np.stack([local[nbr], rep])) for rep, nbr, _ in per_path]
+        ews = [None if w is None else torch.from_numpy(w) for _, _, w in per_path]
         local[nodes] = -1
-        return nodes, eil
+        return nodes, eil, ews
 
 
 # -- training ------------------------------------------------------------------------------
@@ -168,6 +191,7 @@ def train_hdgi(
     x_t = _as_x(x)
     n = x_t.size(0)
     eil = _as_edges(edge_index_list, n)
+    ewl = _as_weights(edge_index_list)
     if len(eil) != model.num_metapaths:
         raise ConfigError(f"model has {model.num_metapaths} meta-paths, got {len(eil)} graphs")
 
@@ -179,8 +203,9 @@ def train_hdgi(
     model.to(dev)
     x_dev = x_t.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sampler = SubgraphSampler(eil, n, num_neighbors) if batch_size is not None else None
+    sampler = SubgraphSampler(eil, n, num_neighbors, ewl) if batch_size is not None else None
     eil_dev = [e.to(dev) for e in eil] if sampler is None else []
+    ewl_dev = _to(ewl, dev)
 
     losses: list[float] = []
     best_loss, best_epoch, bad = math.inf, -1, 0
@@ -191,7 +216,7 @@ def train_hdgi(
         model.train()
         if sampler is None:
             opt.zero_grad()
-            loss = model.dgi_loss(x_dev, eil_dev, generator=gen)
+            loss = model.dgi_loss(x_dev, eil_dev, generator=gen, edge_weight_list=ewl_dev)
             loss.backward()
             opt.step()
             epoch_loss = float(loss.detach())
@@ -201,14 +226,15 @@ def train_hdgi(
             total, seen = 0.0, 0
             for start in range(0, n, batch_size):
                 targets = order[start : start + batch_size]
-                nodes, sub = sampler.sample(targets, rng)
+                nodes, sub, sub_w = sampler.sample(targets, rng)
                 perm = torch.randperm(n, generator=gen)
                 nodes_t = torch.from_numpy(nodes)
                 x_sub = x_dev[nodes_t.to(dev)]
                 x_neg = x_dev[perm[nodes_t].to(dev)]
                 opt.zero_grad()
                 loss = model.dgi_loss(
-                    x_sub, [e.to(dev) for e in sub], target_size=len(targets), x_corrupt=x_neg
+                    x_sub, [e.to(dev) for e in sub], target_size=len(targets), x_corrupt=x_neg,
+                    edge_weight_list=_to(sub_w, dev),
                 )
                 loss.backward()
                 opt.step()
@@ -231,7 +257,8 @@ def train_hdgi(
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    _, weights = embed_personas(model, x_t, eil, batch_size=batch_size, device=dev, return_weights=True)
+    _, weights = embed_personas(model, x_t, edge_index_list, batch_size=batch_size, device=dev,
+                                return_weights=True)
     model.attention.copy_(torch.as_tensor(weights, device=model.attention.device))
     return TrainResult(
         losses=losses,
@@ -265,23 +292,25 @@ def embed_personas(
     x_t = _as_x(x)
     n = x_t.size(0)
     eil = _as_edges(edge_index_list, n)
+    ewl = _as_weights(edge_index_list)
     was = model.training
     model.eval()
     model.to(dev)
     fixed = model.attention if use_stored_attention else None
     try:
         if batch_size is None:
-            z, w = model(x_t.to(dev), [e.to(dev) for e in eil], weights=fixed)
+            z, w = model(x_t.to(dev), [e.to(dev) for e in eil], weights=fixed, edge_weight_list=_to(ewl, dev))
         else:
-            sampler = SubgraphSampler(eil, n)
+            sampler = SubgraphSampler(eil, n, None, ewl)
             x_dev = x_t.to(dev)
             zs_all = torch.empty(model.num_metapaths, n, model.hidden_channels)
             score_sum = torch.zeros(model.num_metapaths, dtype=torch.float64)
             for start in range(0, n, batch_size):
                 targets = np.arange(start, min(start + batch_size, n), dtype=np.int64)
-                nodes, sub = sampler.sample(targets)
+                nodes, sub, sub_w = sampler.sample(targets)
                 zs = model.encode(
-                    x_dev[torch.from_numpy(nodes).to(dev)], [e.to(dev) for e in sub], len(targets)
+                    x_dev[torch.from_numpy(nodes).to(dev)], [e.to(dev) for e in sub], len(targets),
+                    _to(sub_w, dev),
                 )
                 zs_all[:, start : start + len(targets)] = zs.cpu()
                 if fixed is None:

@@ -26,6 +26,7 @@ from kgrec.progress import NullProgress, ProgressReporter
 from kgrec.settings import Settings
 
 ARRAYS_FILE = "arrays.npz"
+FEATURES_FILE = "features.npz"
 SUMMARY_FILE = "summary.json"
 #: edge arrays a relation letter pair needs (empty → the meta-path cannot have edges)
 _NEEDS = {"F": "item_feature", "E": "item_entity", "EE": "entity_entity", "II": "item_item"}
@@ -82,9 +83,11 @@ def train_personas(
     encoder: str = "gcn",
     epochs: int = 200,
     metapaths: Sequence[str] = ("UIU", "UIFIU", "UIEIU"),
-    hidden: int = 64,
-    lr: float = 1e-3,
+    hidden: int = 256,
+    lr: float = 1e-4,
     patience: int = 20,
+    features: str = "mean+cf",
+    cf_dim: int = 64,
     batch_size: int | None = None,
     k: int | None = None,
     max_neighbors: int = 20,
@@ -95,7 +98,8 @@ def train_personas(
     """Train HDGI personas on the stored graph and write them back (see the module doc)."""
     import torch
 
-    from .data import item_feature_lists, item_neighbour_entity_lists, user_features
+    from .data import item_feature_lists, item_neighbour_entity_lists
+    from .features import FEATURE_KINDS, UserFeaturizer
     from .groups import cluster_personas, label_groups
     from .hdgi import HDGI
     from .metapaths import RelationIndex, build_metapath_graph, parse_metapaths
@@ -104,6 +108,8 @@ def train_personas(
 
     if encoder not in ("gcn", "gat") or hidden < 1:
         raise ConfigError(f"encoder must be 'gcn' or 'gat' (got {encoder!r}) and hidden ≥ 1 (got {hidden})")
+    if features not in FEATURE_KINDS:
+        raise ConfigError(f"features must be one of {', '.join(FEATURE_KINDS)} (got {features!r})")
     progress = progress or NullProgress()
     seed = settings.seed if seed is None else int(seed)
     if settings.torch_threads:
@@ -140,7 +146,13 @@ def train_personas(
     seconds["metapaths"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    x = user_features(arrays)
+    with progress.stage(f"user features ({features})") as advance:
+        featurizer = UserFeaturizer.fit(arrays, features, cf_dim=cf_dim, seed=seed)
+        x = featurizer.users(arrays)
+        advance(1)
+    seconds["features"] = time.perf_counter() - t
+
+    t = time.perf_counter()
     model = HDGI(x.shape[1], hidden, len(kept), encoder=encoder)
     with progress.stage(f"train HDGI-{encoder}", total=epochs) as advance:
         step = _advance_with_info(advance)
@@ -155,9 +167,11 @@ def train_personas(
     t = time.perf_counter()
     out_dir = model_dir(settings)
     hparams = {"epochs": epochs, "lr": lr, "patience": patience, "batch_size": batch_size,
-               "max_neighbors": max_neighbors, "seed": seed, "best_epoch": result.best_epoch}
+               "max_neighbors": max_neighbors, "seed": seed, "best_epoch": result.best_epoch,
+               "features": features, "cf_dim": int(featurizer.item_factors.shape[1])}
     mhash = save_model(out_dir, model, hparams, kept)
     arrays.save(out_dir / ARRAYS_FILE)
+    featurizer.save(out_dir / FEATURES_FILE)
     version = f"{mhash}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
     with progress.stage("write User.persona", total=arrays.n_users) as advance:
         store.write_vectors("User", "persona", arrays.user_ids, z, progress=advance,
@@ -208,6 +222,7 @@ def load_inductive(store: GraphStore, settings: Settings) -> Callable[[list[str]
     another model; the returned function raises :class:`NotFoundError` for an unknown item.
     """
     from .data import GraphArrays
+    from .features import UserFeaturizer
     from .inductive import InductivePersonas
     from .metapaths import MetaPathSpec
     from .train import load_model
@@ -220,9 +235,13 @@ def load_inductive(store: GraphStore, settings: Settings) -> Callable[[list[str]
     if written is not None and not str(written).startswith(config["model_hash"]):
         raise ModelError(f"the graph's personas ({written}) were written by another model than "
                          f"{path} ({config['model_hash']}); retrain the personas")
+    if not (path / FEATURES_FILE).is_file():
+        raise ModelError(f"{path}: missing {FEATURES_FILE}; retrain the personas")
     arrays = GraphArrays.load(path / ARRAYS_FILE)
+    featurizer = UserFeaturizer.load(path / FEATURES_FILE)
     specs = [MetaPathSpec.from_dict(d) for d in config["metapaths"]]
-    encoder = InductivePersonas(model, arrays, specs, seed=int(config["hparams"].get("seed", 0)))
+    encoder = InductivePersonas(model, arrays, specs, featurizer=featurizer,
+                                seed=int(config["hparams"].get("seed", 0)))
     pos = {iid: i for i, iid in enumerate(arrays.item_ids)}
 
     def infer(item_ids: list[str]) -> np.ndarray:

@@ -6,6 +6,7 @@ import torch
 
 from kgrec.errors import ConfigError
 from kgrec.personas.data import session_features, user_features
+from kgrec.personas.features import UserFeaturizer
 from kgrec.personas.hdgi import HDGI
 from kgrec.personas.inductive import InductivePersonas, infer_persona
 from kgrec.personas.metapaths import build_metapath_graphs, parse_metapaths
@@ -32,26 +33,41 @@ def test_unseen_session_vector(model_and_graphs, arrays):
     many = inf.infer_many([[0, 3, 6, 9], [1, 4], []])
     assert many.shape == (3, 12) and np.allclose(many[0], v, atol=1e-6)
     nbrs = inf.neighbours([0, 3])
-    assert len(nbrs) == 3 and all(len(n) <= 6 for n in nbrs) and len(nbrs[0]) > 0
+    assert len(nbrs) == 3 and all(len(u) <= 6 and len(w) == len(u) for u, w in nbrs) and len(nbrs[0][0]) > 0
+    assert all((w > 0).all() for _, w in nbrs)
 
 
-def test_inductive_equals_full_graph_encoding(model_and_graphs, arrays):
-    """The session node encoded in its small subgraph = the same node added to the full graph."""
-    model, graphs = model_and_graphs
+@pytest.mark.parametrize("kind", ["mean", "mean+cf"])
+def test_inductive_equals_full_graph_encoding(model_and_graphs, arrays, kind):
+    """The session node encoded in its small subgraph = the same node added to the full graph
+    (same features by fold-in, same path-count edge weights)."""
+    _, graphs = model_and_graphs
+    feat = UserFeaturizer.fit(arrays, kind, cf_dim=8, seed=0)
+    torch.manual_seed(1)
+    model = HDGI(feat.dim, 12, 3, semantic_hidden=8).eval()
+    with torch.no_grad():
+        model.attention.copy_(torch.tensor([0.5, 0.3, 0.2]))
     items = [1, 4, 7]
-    inf = InductivePersonas(model, arrays, SPECS)
+    inf = InductivePersonas(model, arrays, SPECS, featurizer=feat)
     v = inf.infer(items)
-    nbrs = inf.neighbours(items)
     n = arrays.n_users
-    x = torch.cat(
-        [torch.from_numpy(user_features(arrays)), torch.from_numpy(session_features(arrays, items))[None]]
-    )
-    eil = []
-    for g, nb in zip(graphs, nbrs, strict=True):
-        extra = torch.stack([torch.from_numpy(nb), torch.full((len(nb),), n)])
-        eil.append(torch.cat([g.edge_index_tensor(), extra], dim=1))
-    full = model.embed(x, eil, weights=model.attention)
+    x = torch.from_numpy(np.concatenate([feat.users(arrays), feat.sessions(arrays, [items])]))
+    eil, ewl = [], []
+    for g, (nb, w) in zip(graphs, inf.neighbours(items), strict=True):
+        eil.append(torch.cat([g.edge_index_tensor(), torch.stack([torch.from_numpy(nb), torch.full((len(nb),), n)])], 1))
+        ewl.append(torch.from_numpy(np.concatenate([g.weight, w]).astype(np.float32)))
+    full = model.embed(x, eil, weights=model.attention, edge_weight_list=ewl)
     assert np.allclose(full[n].numpy(), v, atol=1e-5)
+    unweighted = model.embed(x, eil, weights=model.attention)
+    assert not np.allclose(unweighted[n].numpy(), v, atol=1e-5)  # the weights matter
+
+
+def test_unseen_session_uses_legacy_mean_features(model_and_graphs, arrays):
+    model, _ = model_and_graphs
+    items = [2, 5]
+    inf = InductivePersonas(model, arrays, SPECS)
+    assert np.allclose(inf.user_x.numpy(), user_features(arrays))
+    assert session_features(arrays, items).shape == (16,)
 
 
 def test_extra_features_and_mismatch(model_and_graphs, arrays):

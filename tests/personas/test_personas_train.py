@@ -107,11 +107,16 @@ def test_batched_embedding_matches_full(trained, setup):
 def test_subgraph_sampler_targets_first(setup):
     _, graphs = setup
     eil = [torch.from_numpy(g.edge_index) for g in graphs]
-    sampler = SubgraphSampler(eil, 60, num_neighbors=2)
-    nodes, sub = sampler.sample(np.array([5, 9, 30]), np.random.default_rng(0))
+    ewl = [torch.from_numpy(g.weight) for g in graphs]
+    sampler = SubgraphSampler(eil, 60, num_neighbors=2, edge_weight_list=ewl)
+    nodes, sub, sub_w = sampler.sample(np.array([5, 9, 30]), np.random.default_rng(0))
     assert nodes[:3].tolist() == [5, 9, 30] and len(set(nodes.tolist())) == len(nodes)
-    for e in sub:
+    for g, e, w in zip(graphs, sub, sub_w, strict=True):
         assert (e[1] < 3).all() and np.bincount(e[1].numpy(), minlength=3).max() <= 2
+        # each sampled edge keeps its path-count weight from the full graph
+        full = {(int(a), int(b)): float(c) for a, b, c in zip(*g.edge_index, g.weight, strict=True)}
+        for (a, b), c in zip(e.T.tolist(), w.tolist(), strict=True):
+            assert full[(int(nodes[a]), int(nodes[b]))] == pytest.approx(c)
 
 
 def test_save_load_round_trip(trained, setup, tmp_path):

@@ -75,7 +75,7 @@ def test_summary_and_all_metapaths_used(trained) -> None:
     assert s.metapaths == ["UIU", "UIFIU", "UIEIU"] and not s.dropped
     assert s.n_users == 45 and s.dim == 16 and s.encoder == "gcn"
     assert 1 <= len(s.losses) <= 5 and 0 <= s.best_epoch < len(s.losses)
-    assert set(s.seconds) == {"stream", "metapaths", "train", "write"}
+    assert set(s.seconds) == {"stream", "metapaths", "features", "train", "write"}
     assert sum(g["size"] for g in s.groups) == 45
     d = s.to_dict()
     assert json.loads(json.dumps(d))["version"] == s.version

@@ -1,0 +1,150 @@
+"""User input features for HDGI, and the same features for an anonymous session.
+
+Two blocks, each scaled so that its mean row norm over the training users is 1 (neither
+block drowns the other):
+
+``mean``  the mean LLM embedding of the user's distinct training items (the paper's
+          initialisation);
+``cf``    a collaborative block from the training user–item edges of the graph: item factors
+          ``V`` from a truncated SVD of the binary user–item matrix with rows scaled by
+          ``1/sqrt(|items of u|)``; a user's block is ``sum_{i in I_u} V_i / sqrt(|I_u|)``,
+          i.e. the user's SVD coordinates ``U S``.
+
+The ``cf`` block is a fold-in: an anonymous session gets its block from its items with the
+same formula, so :meth:`UserFeaturizer.session` on a training user's items reproduces that
+user's row exactly. Only numpy and scikit-learn are used; the fitted state is saved with the
+persona model (``features.npz``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from kgrec.errors import ConfigError, DataError, ModelError
+
+from .data import GraphArrays
+
+FeatureKind = Literal["mean", "mean+cf", "cf"]
+FEATURE_KINDS: tuple[str, ...] = ("mean", "mean+cf", "cf")
+
+
+def _binary_user_items(arrays: GraphArrays):  # -> scipy.sparse.csr_matrix
+    import scipy.sparse as sp
+
+    src, dst = arrays.user_item
+    m = sp.csr_matrix((np.ones(src.size, dtype=np.float64), (src, dst)), shape=(arrays.n_users, arrays.n_items))
+    m.data[:] = 1.0  # duplicate edges (repeat interactions) count once
+    return m
+
+
+def _mean_block(arrays: GraphArrays, items_of: list[np.ndarray] | None = None) -> np.ndarray:
+    """Mean embedding over each user's distinct training items (or each given item set)."""
+    emb = arrays.item_emb.astype(np.float64)
+    if items_of is None:
+        m = _binary_user_items(arrays)
+        return (m @ emb) / np.maximum(np.asarray(m.sum(axis=1)).ravel(), 1.0)[:, None]
+    return np.stack([emb[i].mean(axis=0) if i.size else np.zeros(arrays.emb_dim) for i in items_of])
+
+
+@dataclass
+class UserFeaturizer:
+    """Fitted feature map (see the module doc). Build with :meth:`fit`."""
+
+    kind: str
+    mean_scale: float
+    cf_scale: float
+    item_factors: np.ndarray  # [n_items, cf_dim]; [n_items, 0] without a cf block
+    emb_dim: int  # the item-embedding width the mean block was fitted on
+
+    @property
+    def dim(self) -> int:
+        return (self.emb_dim if "mean" in self.kind.split("+") else 0) + self.item_factors.shape[1]
+
+    @classmethod
+    def fit(cls, arrays: GraphArrays, kind: str = "mean+cf", cf_dim: int = 64, seed: int = 0) -> UserFeaturizer:
+        if kind not in FEATURE_KINDS:
+            raise ConfigError(f"features must be one of {', '.join(FEATURE_KINDS)}, not {kind!r}")
+        if cf_dim < 1 and "cf" in kind:
+            raise ConfigError(f"cf_dim must be ≥ 1 for features {kind!r} (got {cf_dim})")
+        if arrays.user_item.shape[1] == 0:
+            raise DataError("no training user–item edges: cannot compute user features")
+        factors = np.zeros((arrays.n_items, 0), dtype=np.float32)
+        if "cf" in kind:
+            from sklearn.utils.extmath import randomized_svd
+
+            m = _binary_user_items(arrays)
+            deg = np.asarray(m.sum(axis=1)).ravel()
+            import scipy.sparse as sp
+
+            m = sp.diags(1.0 / np.sqrt(np.maximum(deg, 1.0))) @ m
+            k = min(int(cf_dim), min(m.shape) - 1)
+            if k < 1:
+                raise DataError(f"too few users or items ({m.shape}) for a collaborative block")
+            _, _, vt = randomized_svd(m, n_components=k, n_iter=5, random_state=seed)
+            factors = np.ascontiguousarray(vt.T, dtype=np.float32)
+        f = cls(kind=kind, mean_scale=1.0, cf_scale=1.0, item_factors=factors, emb_dim=arrays.emb_dim)
+        mean, cf = f._blocks(arrays)
+        active = np.bincount(arrays.user_item[0], minlength=arrays.n_users) > 0
+        if mean is not None:
+            f.mean_scale = 1.0 / max(float(np.linalg.norm(mean[active], axis=1).mean()), 1e-12)
+        if cf is not None:
+            f.cf_scale = 1.0 / max(float(np.linalg.norm(cf[active], axis=1).mean()), 1e-12)
+        return f
+
+    def _blocks(self, arrays: GraphArrays, items_of: list[np.ndarray] | None = None
+                ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        mean = _mean_block(arrays, items_of) if "mean" in self.kind.split("+") else None
+        cf = None
+        if self.item_factors.shape[1]:
+            if items_of is None:
+                m = _binary_user_items(arrays)
+                deg = np.asarray(m.sum(axis=1)).ravel()
+                cf = (m @ self.item_factors.astype(np.float64)) / np.sqrt(np.maximum(deg, 1.0))[:, None]
+            else:
+                cf = np.stack([self.item_factors[i].astype(np.float64).sum(axis=0) / np.sqrt(max(i.size, 1))
+                               for i in items_of])
+        return mean, cf
+
+    def _join(self, mean: np.ndarray | None, cf: np.ndarray | None) -> np.ndarray:
+        parts = ([mean * self.mean_scale] if mean is not None else []) + ([cf * self.cf_scale] if cf is not None else [])
+        return np.concatenate(parts, axis=1).astype(np.float32)
+
+    def users(self, arrays: GraphArrays) -> np.ndarray:
+        """``[n_users, dim]`` float32 features of the training users."""
+        self._check(arrays)
+        return self._join(*self._blocks(arrays))
+
+    def sessions(self, arrays: GraphArrays, sessions: list[np.ndarray] | list[list[int]]) -> np.ndarray:
+        """``[len(sessions), dim]`` features of anonymous sessions (item indices; repeats count once)."""
+        self._check(arrays)
+        items_of = []
+        for s in sessions:
+            idx = np.unique(np.asarray(s, dtype=np.int64))
+            if idx.size and (idx.min() < 0 or idx.max() >= arrays.n_items):
+                raise DataError(f"session item index out of range (0..{arrays.n_items - 1})")
+            items_of.append(idx)
+        return self._join(*self._blocks(arrays, items_of))
+
+    def _check(self, arrays: GraphArrays) -> None:
+        if self.item_factors.shape[0] != arrays.n_items or (self.emb_dim and self.emb_dim != arrays.emb_dim):
+            raise ModelError(f"user features were fitted on {self.item_factors.shape[0]} items × "
+                             f"{self.emb_dim}-d embeddings, not {arrays.n_items} × {arrays.emb_dim}")
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        np.savez(Path(path), kind=np.asarray(self.kind), mean_scale=self.mean_scale, cf_scale=self.cf_scale,
+                 item_factors=self.item_factors, emb_dim=self.emb_dim)
+
+    @classmethod
+    def load(cls, path: str | Path) -> UserFeaturizer:
+        try:
+            with np.load(Path(path), allow_pickle=False) as z:
+                return cls(kind=str(z["kind"]), mean_scale=float(z["mean_scale"]), cf_scale=float(z["cf_scale"]),
+                           item_factors=np.asarray(z["item_factors"], dtype=np.float32),
+                           emb_dim=int(z["emb_dim"]))
+        except (OSError, KeyError, ValueError) as e:
+            raise ModelError(f"cannot read user features {path}: {e}") from e
