@@ -63,7 +63,7 @@ def run_demo(settings: Settings, progress: ProgressReporter, *, data_dir: Path |
             + "; ".join(f"{g['id']} {g['label']} ({g['size']})" for g in personas.groups))
         model_path = rec.train(store, settings, epochs=epochs, progress=progress, fit_kwargs=FIT)
         say(f"[bold]4. recommender[/] saved to {model_path}")
-        results, paths = rec.evaluate(store, settings, seeds=tuple(range(seeds)), epochs=epochs,
+        _, paths = rec.evaluate(store, settings, seeds=tuple(range(seeds)), epochs=epochs,
                                       progress=progress, fit_kwargs=FIT)
         out["evaluation"] = {k: str(v) for k, v in paths.items()}
         say(f"[bold]5. evaluation[/] ({seeds} seeds):\n" + Path(paths["md"]).read_text())

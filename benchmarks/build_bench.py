@@ -44,7 +44,7 @@ def main() -> None:
             summary = build(store, settings, BuildOptions(kind="kgat", data=args.data, k_core=args.k_core,
                                                          embeddings=False), RichProgress())
             wall = time.perf_counter() - t
-            server_pid = store._server.pid if getattr(store, "_server", None) else None  # noqa: SLF001
+            server_pid = store._server.pid if getattr(store, "_server", None) else None
             rebuild = None
             if args.twice:
                 t = time.perf_counter()

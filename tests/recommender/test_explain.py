@@ -25,7 +25,7 @@ def graph(store, settings):
     train = split.train.astype({"user": str, "item": str})
     user = train["user"].iloc[0]
     history = set(train.loc[train["user"] == user, "item"])
-    via = sorted(history)[0]
+    via = min(history)
     pop = train["item"].value_counts()
     target = next(i for i in pop.index if i not in history)
     peers = sorted(set(train.loc[train["item"] == target, "user"]) - {user})[:4]
