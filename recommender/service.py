@@ -83,8 +83,9 @@ class Recommender:
                 if use_persona:
                     v = np.asarray(user_persona, dtype=np.float32).reshape(-1)
                     if v.shape[0] != self.retriever.persona_dim:
-                        raise ConfigError(f"persona has {v.shape[0]} dims, the model expects "
-                                          f"{self.retriever.persona_dim}")
+                        raise ModelError(f"the persona has {v.shape[0]} dims but the recommender was "
+                                         f"trained on {self.retriever.persona_dim}-d personas; retrain it "
+                                         "(kgrec train recommender)")
                     p[0] = torch.from_numpy(v)
                 q = self.retriever.query_vectors(seq.expand(len(p), -1), p, table=self._rtable)
             else:

@@ -35,6 +35,13 @@ def test_unknown_item_raises_not_found(rec):
         rec.recommend(None, ["i1", "nope-42"])
 
 
+def test_persona_of_another_width_asks_for_a_retrain(rec, tiny):
+    _, _, personas = tiny
+    wider = np.concatenate([personas["u1"], personas["u1"]])
+    with pytest.raises(ModelError, match="retrain it"):
+        rec.recommend(wider, ["i3"])
+
+
 def test_save_load_roundtrip(rec, tiny, tmp_path):
     _, _, personas = tiny
     rec.save(tmp_path / "m")
