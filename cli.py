@@ -420,6 +420,9 @@ def evaluate(
     epochs: Annotated[int, typer.Option(min=1, help="Max epochs per model")] = 50,
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
     json_path: Annotated[Path | None, typer.Option("--json", help="Also copy the JSON results here")] = None,
+    users: Annotated[int | None, typer.Option(
+        min=1, help="Evaluate a seeded subsample of N held-out users (the whole catalogue is still ranked)")]
+    = None,
     graph: GraphOpt = None,
     home: HomeOpt = None,
 ) -> None:
@@ -433,7 +436,7 @@ def evaluate(
     _torch_threads(settings)
     with _store(settings) as store:
         _, paths = run(store, settings, seeds=tuple(range(seeds)), epochs=epochs, device=device,
-                       progress=RichProgress())
+                       progress=RichProgress(), users=users)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(paths["json"], json_path)

@@ -53,17 +53,17 @@ def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: 
     import torch
 
     from kgrec.recommender.data import ItemVocab, history_user_embeddings
-    from kgrec.recommender.evaluate import evaluate_all, write_report
+    from kgrec.recommender.evaluate import evaluate_all, subsample_users, write_report
 
     if threads:
         torch.set_num_threads(threads)
     with gzip.open(inputs / "frames.pkl.gz", "rb") as f:
         frames = pickle.load(f)
     if users:  # a seeded random subsample of users (all their rows), the catalogue stays whole
-        pool = np.asarray(sorted(frames["test"]["user"].astype(str).unique()))
-        keep = set(np.random.default_rng(0).choice(pool, size=min(users, len(pool)), replace=False).tolist())
-        frames = {k: v if k == "items" else v[v["user"].astype(str).isin(keep)] for k, v in frames.items()}
-        print(f"subsample: {len(keep)} of {len(pool)} test users, {len(frames['train'])} train rows")
+        n_test_users = frames["test"]["user"].nunique()
+        frames = subsample_users(frames, users)
+        print(f"subsample: {frames['test']['user'].nunique()} of {n_test_users} test users, "
+              f"{len(frames['train'])} train rows")
     z = np.load(inputs / "arrays.npz", allow_pickle=True)
     personas = dict(zip(z["persona_users"].tolist(), z["personas"]))
     item_ids = z["item_ids"].tolist()

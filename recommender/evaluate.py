@@ -73,6 +73,20 @@ def _frame(split, name: str) -> pd.DataFrame | None:
     return getattr(split, name, None)
 
 
+def subsample_users(split_frames, n: int, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """A seeded random sample of ``n`` users who have a held-out (test) session, with all their
+    train/valid/test rows; the item table, and so the ranked catalogue, stays whole. For a quick
+    estimate on a big data set; the report records the sample size."""
+    if n < 1:
+        raise ConfigError(f"users: the subsample must have at least 1 user (got {n})")
+    frames = {k: _frame(split_frames, k) for k in ("train", "valid", "test", "items")}
+    if frames["test"] is None or frames["train"] is None:
+        raise DataError("the split has no train/test frames to subsample")
+    pool = np.asarray(sorted(frames["test"]["user"].astype(str).unique()))
+    keep = set(np.random.default_rng(seed).choice(pool, size=min(n, len(pool)), replace=False).tolist())
+    return {k: v if k == "items" or v is None else v[v["user"].astype(str).isin(keep)] for k, v in frames.items()}
+
+
 def prepare(split_frames, item_emb, personas=None, history_user_emb=None, *, item_ids=None,
             max_len: int = D.DEFAULT_MAX_LEN) -> Prepared:
     """Vocabulary, embeddings aligned to it, train windows and valid / test examples.

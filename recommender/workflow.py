@@ -251,22 +251,25 @@ def recommend(store, settings, *, user: str | None = None, session: Sequence[str
 
 
 def evaluate(store, settings, *, seeds: Sequence[int] = (0, 1, 2), epochs: int = 50, device: str = "cpu",
-             progress=None, out_dir: Path | None = None, **kwargs) -> tuple[Any, dict[str, Path]]:
+             progress=None, out_dir: Path | None = None, users: int | None = None,
+             **kwargs) -> tuple[Any, dict[str, Path]]:
     """:func:`evaluate_all` on the graph's inputs, then :func:`write_report` (``settings.reports_dir``
-    unless ``out_dir``). ``kwargs`` go to ``evaluate_all`` (k, fusions, max_len, model kwargs, ...)."""
+    unless ``out_dir``). ``users`` evaluates a seeded subsample of that many held-out users (the
+    whole catalogue is still ranked). ``kwargs`` go to ``evaluate_all`` (k, fusions, max_len, ...)."""
     import torch
 
-    from kgrec.recommender.evaluate import evaluate_all, write_report
+    from kgrec.recommender.evaluate import evaluate_all, subsample_users, write_report
 
     progress = progress or NullProgress()
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     inp = load_inputs(store, settings, progress)
     with progress.stage("evaluate six models", None):
-        results = evaluate_all(inp.split, inp.item_table, inp.personas, inp.history_user,
+        frames = inp.split if users is None else subsample_users(inp.split, users)
+        results = evaluate_all(frames, inp.item_table, inp.personas, inp.history_user,
                                item_ids=inp.vocab.ids, seeds=list(seeds), epochs=epochs, device=device,
                                progress=_say(progress), **kwargs)
     results.extra.update({"fingerprint": inp.fingerprint, "persona_version": inp.persona_version,
-                          "epochs": epochs, "device": device})
+                          "epochs": epochs, "device": device, "user_subsample": users})
     paths = write_report(results, out_dir or settings.reports_dir)
     return results, paths

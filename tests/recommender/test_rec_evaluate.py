@@ -53,3 +53,24 @@ def test_valid_examples_use_train_history_only(tiny):
     # test history also contains the valid session
     i = prep.test.users.index(u)
     assert int((prep.test.seqs[i] != 0).sum()) == n_train + int((split["valid"]["user"] == u).sum())
+
+
+def test_subsample_users_keeps_whole_users_and_the_catalogue(tiny):
+    import pytest
+
+    from kgrec.errors import ConfigError
+
+    split, _, _ = tiny
+    test_users = sorted(split["test"]["user"].astype(str).unique())
+    sub = E.subsample_users(split, 2, seed=0)
+    kept = set(sub["test"]["user"].astype(str))
+    assert len(kept) == 2 and kept <= set(test_users)
+    for name in ("train", "valid", "test"):
+        frame = split[name]
+        mine = frame[frame["user"].astype(str).isin(kept)]
+        assert len(sub[name]) == len(mine) and set(sub[name]["user"].astype(str)) <= kept
+    assert sub["items"] is split["items"]  # the ranked catalogue is not cut
+    assert E.subsample_users(split, 2, seed=0)["test"].equals(sub["test"])  # seeded
+    assert len(set(E.subsample_users(split, 10**6)["test"]["user"])) == len(test_users)
+    with pytest.raises(ConfigError, match="at least 1"):
+        E.subsample_users(split, 0)

@@ -101,3 +101,4 @@ def test_evaluate_writes_report(store, settings) -> None:
     assert results.extra["persona_version"] == "test-v1"
     for kind in ("md", "json", "png"):
         assert paths[kind].is_file() and paths[kind].parent == settings.reports_dir
+    assert results.extra["user_subsample"] is None
