@@ -166,11 +166,14 @@ def label_groups(
     min_support: int = 3,
     min_share: float = 0.05,
     n_label: int = 3,
+    item_titles: Sequence[str | None] | None = None,
 ) -> list[GroupLabel]:
     """Per group: size, the features and entities most over-represented among its users
     (lift of "user has an item with it", ranked, with at least ``min_support`` users and
     ``min_share`` of the group, ranked by the z-score of the group's share against the
-    population's), and a label joining the top ``n_label`` of both lists, e.g. ``"Kubrick / psychological thriller / 1970s"``."""
+    population's), and a label joining the top ``n_label`` of both lists, e.g. ``"Kubrick / psychological thriller / 1970s"``.
+    A group with neither (a catalogue without metadata) is labelled by its most over-represented
+    items' ``item_titles`` when given (ranked the same way), else ``"group N"``."""
     import scipy.sparse as sp
 
     a = np.asarray(assignments, dtype=np.int64)
@@ -188,6 +191,13 @@ def label_groups(
     feats = _group_terms(a, k, ui, item_features, n_items, top_n, min_support, min_share, _display_feature)
     ents = _group_terms(a, k, ui, item_entities, n_items, top_n, min_support, min_share, _display_entity)
     sizes = np.bincount(a, minlength=k)
+    titles: list[list[Term]] = [[] for _ in range(k)]
+    if item_titles is not None:
+        if len(item_titles) != n_items:
+            raise ConfigError(f"item_titles has {len(item_titles)} items, item_features {n_items}")
+        if any(not feats[g] and not ents[g] for g in range(k)):
+            lists = [[str(t).strip()] if t is not None and str(t).strip() else [] for t in item_titles]
+            titles = _group_terms(a, k, ui, lists, n_items, top_n, min_support, min_share, str)
     out = []
     for grp in range(k):
         # the strongest feature first (genre, year, brand: readable), then the strongest terms
@@ -198,6 +208,8 @@ def label_groups(
                 parts.append(t.display)
             if len(parts) == n_label:
                 break
+        if not parts and titles[grp]:
+            parts = [t.display for t in titles[grp][:n_label]]
         label = " / ".join(parts) if parts else f"group {grp}"
         out.append(GroupLabel(grp, int(sizes[grp]), label, feats[grp], ents[grp]))
     return out

@@ -180,8 +180,11 @@ def train_personas(
 
     with progress.stage("persona groups") as advance:
         clusters = cluster_personas(z, k, k_range=range(4, 13), seed=seed)
+        title_rows = store.stream_nodes("Item", ["title"])
+        title_of = dict(zip(title_rows.ids, title_rows.properties["title"], strict=True))
         labels = label_groups(clusters.assignments, arrays.user_item, item_feature_lists(arrays),
-                              item_neighbour_entity_lists(arrays))
+                              item_neighbour_entity_lists(arrays),
+                              item_titles=[title_of.get(i) for i in arrays.item_ids])
         advance(1)
     order = sorted(range(clusters.k), key=lambda g: (-labels[g].size, g))  # p0 = the biggest
     pid = {g: f"p{r}" for r, g in enumerate(order)}

@@ -59,6 +59,22 @@ def test_label_groups_edge_cases(arrays):
         label_groups(a, arrays.user_item, item_feature_lists(arrays), item_entity_lists(arrays)[:3])
 
 
+def test_groups_without_metadata_are_labelled_by_their_items(arrays, user_comm):
+    """A catalogue with no features or entities (e.g. Amazon Games): the label names the items
+    most over-represented in the group; no titles → "group N"."""
+    none = [[] for _ in range(arrays.n_items)]
+    titles = [f"Game {i}" for i in range(arrays.n_items)]
+    groups = label_groups(user_comm, arrays.user_item, none, none, item_titles=titles)
+    for g in groups:
+        names = g.label.split(" / ")
+        assert 1 <= len(names) <= 3 and all(n in titles for n in names)
+        # planted: community c owns items c, c+3, …
+        assert all(int(n.split()[1]) % 3 == g.group for n in names)
+    assert label_groups(user_comm, arrays.user_item, none, none)[0].label == "group 0"
+    with pytest.raises(ConfigError, match="item_titles"):
+        label_groups(user_comm, arrays.user_item, none, none, item_titles=titles[:3])
+
+
 def test_neighbour_overlap_signal(arrays, user_comm):
     good = neighbour_overlap(_community_vectors(user_comm), arrays.user_item, k=5, sample=30, seed=0)
     noise = neighbour_overlap(np.random.default_rng(0).normal(size=(60, 3)), arrays.user_item, k=5, seed=0)
