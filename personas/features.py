@@ -41,6 +41,15 @@ def _binary_user_items(arrays: GraphArrays):  # -> scipy.sparse.csr_matrix
     return m
 
 
+def _scaled_user_items(arrays: GraphArrays):  # -> scipy.sparse.csr_matrix
+    """The binary user–item matrix with each row divided by ``sqrt(|items of u|)``."""
+    import scipy.sparse as sp
+
+    m = _binary_user_items(arrays)
+    deg = np.asarray(m.sum(axis=1)).ravel()
+    return (sp.diags(1.0 / np.sqrt(np.maximum(deg, 1.0))) @ m).tocsr()
+
+
 def _mean_block(arrays: GraphArrays, items_of: list[np.ndarray] | None = None) -> np.ndarray:
     """Mean embedding over each user's distinct training items (or each given item set)."""
     emb = arrays.item_emb.astype(np.float64)
@@ -76,11 +85,7 @@ class UserFeaturizer:
         if "cf" in kind:
             from sklearn.utils.extmath import randomized_svd
 
-            m = _binary_user_items(arrays)
-            deg = np.asarray(m.sum(axis=1)).ravel()
-            import scipy.sparse as sp
-
-            m = sp.diags(1.0 / np.sqrt(np.maximum(deg, 1.0))) @ m
+            m = _scaled_user_items(arrays)
             k = min(int(cf_dim), min(m.shape) - 1)
             if k < 1:
                 raise DataError(f"too few users or items ({m.shape}) for a collaborative block")
@@ -101,9 +106,7 @@ class UserFeaturizer:
         cf = None
         if self.item_factors.shape[1]:
             if items_of is None:
-                m = _binary_user_items(arrays)
-                deg = np.asarray(m.sum(axis=1)).ravel()
-                cf = (m @ self.item_factors.astype(np.float64)) / np.sqrt(np.maximum(deg, 1.0))[:, None]
+                cf = _scaled_user_items(arrays) @ self.item_factors.astype(np.float64)
             else:
                 cf = np.stack([self.item_factors[i].astype(np.float64).sum(axis=0) / np.sqrt(max(i.size, 1))
                                for i in items_of])
