@@ -18,6 +18,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kgrec.errors import StoreUnavailable
 
@@ -138,6 +139,22 @@ def find_running(data_dir: Path) -> EmbeddedServer | None:
     return EmbeddedServer(data_dir, port, password, pid, owned=True)
 
 
+def _wait_ready(proc: subprocess.Popen[bytes], client: Any, log_path: Path, timeout_s: float) -> None:
+    import redis
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-800:]
+            raise StoreUnavailable(f"the embedded FalkorDB exited at start (log {log_path}):\n{tail}")
+        try:
+            if client.ping():
+                return
+        except (redis.ConnectionError, redis.BusyLoadingError, redis.TimeoutError):
+            time.sleep(0.05)
+    raise StoreUnavailable(f"the embedded FalkorDB did not answer within {timeout_s:.0f}s (log {log_path})")
+
+
 def start(home: Path, *, timeout_s: float = 120.0) -> EmbeddedServer:
     """Reuse the server running for ``home``, or start one."""
     data_dir = (home / "falkordb").resolve()
@@ -171,22 +188,18 @@ def start(home: Path, *, timeout_s: float = 120.0) -> EmbeddedServer:
                                     start_new_session=True)
         except OSError as e:
             raise StoreUnavailable(f"could not start the embedded FalkorDB ({cmd[0]}): {e}") from e
-    deadline = time.monotonic() + timeout_s
     import redis
 
     client = redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=2)
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log_path.read_text(errors="replace")[-800:]
-            raise StoreUnavailable(f"the embedded FalkorDB exited at start (log {log_path}):\n{tail}")
-        try:
-            if client.ping():
-                break
-        except (redis.ConnectionError, redis.BusyLoadingError, redis.TimeoutError):
-            time.sleep(0.05)
-    else:
+    try:
+        _wait_ready(proc, client, log_path, timeout_s)
+    except BaseException:
+        # a failed start, a timeout, or an interrupt (Ctrl-C, SIGTERM → SystemExit) while a big
+        # snapshot loads: the child runs in its own session, so nothing else would stop it
         proc.kill()
-        raise StoreUnavailable(f"the embedded FalkorDB did not answer within {timeout_s:.0f}s (log {log_path})")
+        proc.wait(timeout=30)
+        client.close()
+        raise
     client.close()
     _write_state(data_dir, port, password, proc.pid)
     return EmbeddedServer(data_dir, port, password, proc.pid, owned=True, process=proc)

@@ -180,3 +180,30 @@ def test_embedded_server_is_reused_and_persists(tmp_path) -> None:
     finally:
         s3.close()
     assert oct((tmp_path / "falkordb" / "password").stat().st_mode & 0o777) == "0o600"
+
+
+def test_interrupted_start_stops_the_server(tmp_path, monkeypatch) -> None:
+    """SIGTERM (→ SystemExit) or Ctrl-C while the server loads a snapshot must not leave an
+    orphaned redis-server holding the data dir (it runs in its own session)."""
+    import subprocess
+
+    import redis
+
+    from kgrec.kg import falkordb_server
+
+    started = []
+    real_popen = subprocess.Popen
+
+    def spy(*a, **kw):
+        started.append(real_popen(*a, **kw))
+        return started[-1]
+
+    def interrupted(self):
+        raise SystemExit(143)
+
+    monkeypatch.setattr(falkordb_server.subprocess, "Popen", spy)
+    monkeypatch.setattr(redis.Redis, "ping", interrupted)
+    with pytest.raises(SystemExit):
+        falkordb_server.start(tmp_path)
+    assert len(started) == 1 and started[0].poll() is not None  # the real server was stopped
+    assert not (tmp_path / "falkordb" / falkordb_server.STATE_FILE).exists()
