@@ -21,13 +21,8 @@ from pathlib import Path
 import pandas as pd
 
 from kgrec.kg.dbpedia import oxigraph_server
-from kgrec.kg.dbpedia.linking import (
-    DEFAULT_LABEL_THRESHOLD,
-    ItemRecord,
-    Linker,
-    match_items,
-    read_mapping,
-)
+from kgrec.kg.dbpedia.linker import ItemRecord, Linker
+from kgrec.kg.dbpedia.linking import DEFAULT_LABEL_THRESHOLD, match_items, read_mapping
 from kgrec.kg.dbpedia.sparql import SparqlClient
 from kgrec.kg.loaders.movielens import split_title
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from kgrec.kg.dbpedia import oxigraph_server
-from kgrec.kg.dbpedia.linking import Candidate, ItemRecord, Linker, link_items, read_mapping
+from kgrec.kg.dbpedia.linker import Candidate, ItemRecord, Linker
+from kgrec.kg.dbpedia.linking import link_items, read_mapping
 from kgrec.kg.dbpedia.sparql import SparqlClient
 from kgrec.kg.dbpedia.titles import (
     iri_label,
