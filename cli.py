@@ -35,6 +35,7 @@ GraphOpt = Annotated[str | None, typer.Option(
 HomeOpt = Annotated[Path | None, typer.Option(
     "--home", help="State dir (default ./.kgrec)", envvar="KGREC_HOME", show_envvar=True)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
+DeviceOpt = Annotated[str, typer.Option(help="cpu or cuda")]
 
 
 def _settings(**overrides: Any) -> Any:
@@ -262,13 +263,6 @@ personas_app = typer.Typer(no_args_is_help=True, help="Look at the persona group
 app.add_typer(personas_app, name="personas")
 
 
-def _torch_threads(settings: Any) -> None:
-    if settings.torch_threads:
-        import torch
-
-        torch.set_num_threads(settings.torch_threads)
-
-
 @train_app.command("personas")
 def train_personas(
     encoder: Annotated[str, typer.Option(help="gcn (HDGI-C) or gat (HDGI-A)")] = "gcn",
@@ -286,7 +280,7 @@ def train_personas(
     groups: Annotated[int | None, typer.Option("--groups", "-k", help="Persona groups (default: silhouette)")]
     = None,
     max_neighbors: Annotated[int, typer.Option(min=1, help="Cap on meta-path neighbours per user")] = 20,
-    device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
+    device: DeviceOpt = "cpu",
     seed: Annotated[int | None, typer.Option()] = None,
     graph: GraphOpt = None,
     home: HomeOpt = None,
@@ -299,7 +293,6 @@ def train_personas(
     if encoder not in ("gcn", "gat"):
         raise ConfigError(f"--encoder must be gcn or gat, got {encoder!r}")
     settings = _settings(home=home, graph_uri=graph)
-    _torch_threads(settings)
     names = tuple(m.strip().upper() for m in metapaths.split(",") if m.strip())
     with _store(settings) as store:
         summary = run(store, settings, encoder=encoder, epochs=epochs, metapaths=names, hidden=hidden, lr=lr,
@@ -355,7 +348,7 @@ def personas_plot(
 @train_app.command("recommender")
 def train_recommender(
     epochs: Annotated[int, typer.Option(min=1, help="Max epochs (early stopping on validation NDCG@10)")] = 50,
-    device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
+    device: DeviceOpt = "cpu",
     seed: Annotated[int | None, typer.Option()] = None,
     graph: GraphOpt = None,
     home: HomeOpt = None,
@@ -365,7 +358,6 @@ def train_recommender(
     from kgrec.recommender.workflow import train as run
 
     settings = _settings(home=home, graph_uri=graph)
-    _torch_threads(settings)
     with _store(settings) as store:
         path = run(store, settings, epochs=epochs, seed=seed, device=device, progress=RichProgress())
     _console().print(f"recommender saved to {path}")
@@ -390,7 +382,6 @@ def recommend(
     if user is None and not session:
         raise ConfigError("give --user ID, or --session ITEM (repeatable) for an anonymous session")
     settings = _settings(home=home, graph_uri=graph)
-    _torch_threads(settings)
     with _store(settings) as store:
         inductive = None
         if user is None:
@@ -418,7 +409,7 @@ def recommend(
 def evaluate(
     seeds: Annotated[int, typer.Option(min=1, help="Number of seeds (mean ± std)")] = 3,
     epochs: Annotated[int, typer.Option(min=1, help="Max epochs per model")] = 50,
-    device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
+    device: DeviceOpt = "cpu",
     json_path: Annotated[Path | None, typer.Option("--json", help="Also copy the JSON results here")] = None,
     users: Annotated[int | None, typer.Option(
         min=1, help="Evaluate a seeded subsample of N held-out users (the whole catalogue is still ranked)")]
@@ -433,7 +424,6 @@ def evaluate(
     from kgrec.recommender.workflow import evaluate as run
 
     settings = _settings(home=home, graph_uri=graph)
-    _torch_threads(settings)
     with _store(settings) as store:
         _, paths = run(store, settings, seeds=tuple(range(seeds)), epochs=epochs, device=device,
                        progress=RichProgress(), users=users)

@@ -8,7 +8,7 @@ from typing import Any
 
 from kgrec.errors import DataError
 from kgrec.progress import ProgressReporter
-from kgrec.settings import Settings
+from kgrec.settings import Settings, apply_torch_threads
 
 DEMO_DIR = Path(__file__).resolve().parent / "data" / "demo"
 #: training batches for the demo: larger batches make CPU epochs several times cheaper
@@ -39,10 +39,7 @@ def run_demo(settings: Settings, progress: ProgressReporter, *, data_dir: Path |
         if console is not None:
             console.print(msg)
 
-    if settings.torch_threads:
-        import torch
-
-        torch.set_num_threads(settings.torch_threads)
+    apply_torch_threads(settings)
     d = demo_dir(data_dir)
     out: dict[str, Any] = {}
     t0 = time.perf_counter()

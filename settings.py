@@ -111,3 +111,12 @@ class Settings(BaseSettings):
             else:
                 out[name] = str(value) if isinstance(value, Path) else value
         return out
+
+
+def apply_torch_threads(settings: Settings) -> None:
+    """Set torch's intra-op thread count from ``settings.torch_threads`` (no-op when unset).
+    Every entry point that computes with torch calls this; torch is imported only then."""
+    if settings.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)

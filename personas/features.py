@@ -11,7 +11,7 @@ block drowns the other):
           i.e. the user's SVD coordinates ``U S``.
 
 The ``cf`` block is a fold-in: an anonymous session gets its block from its items with the
-same formula, so :meth:`UserFeaturizer.session` on a training user's items reproduces that
+same formula, so `UserFeaturizer.sessions` on a training user's items reproduces that
 user's row exactly. Only numpy and scikit-learn are used; the fitted state is saved with the
 persona model (``features.npz``).
 """
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
@@ -28,7 +27,6 @@ from kgrec.errors import ConfigError, DataError, ModelError
 
 from .data import GraphArrays
 
-FeatureKind = Literal["mean", "mean+cf", "cf"]
 FEATURE_KINDS: tuple[str, ...] = ("mean", "mean+cf", "cf")
 
 
@@ -70,8 +68,12 @@ class UserFeaturizer:
     emb_dim: int  # the item-embedding width the mean block was fitted on
 
     @property
+    def has_mean(self) -> bool:
+        return "mean" in self.kind.split("+")
+
+    @property
     def dim(self) -> int:
-        return (self.emb_dim if "mean" in self.kind.split("+") else 0) + self.item_factors.shape[1]
+        return (self.emb_dim if self.has_mean else 0) + self.item_factors.shape[1]
 
     @classmethod
     def fit(cls, arrays: GraphArrays, kind: str = "mean+cf", cf_dim: int = 64, seed: int = 0) -> UserFeaturizer:
@@ -102,7 +104,7 @@ class UserFeaturizer:
 
     def _blocks(self, arrays: GraphArrays, items_of: list[np.ndarray] | None = None
                 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        mean = _mean_block(arrays, items_of) if "mean" in self.kind.split("+") else None
+        mean = _mean_block(arrays, items_of) if self.has_mean else None
         cf = None
         if self.item_factors.shape[1]:
             if items_of is None:

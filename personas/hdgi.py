@@ -207,12 +207,12 @@ class HDGI(nn.Module):
             raise ConfigError(f"HDGI expects {self.num_metapaths} edge-weight entries, got {len(edge_weight_list)}")
         n = x.size(0)
         x = F.dropout(x, p=self.dropout, training=self.training)
-        weights = list(edge_weight_list) if edge_weight_list is not None else [None] * self.num_metapaths
+        edge_weights = list(edge_weight_list) if edge_weight_list is not None else [None] * self.num_metapaths
         outs = []
         for p, (conv, act, ei) in enumerate(zip(self.convs, self.acts, edge_index_list, strict=True)):
             ei = ei.to(x.device)
             if self.encoder_kind == "gcn" and self.normalization == "mean":
-                ei_n, w = mean_norm_edges(ei, n, x.dtype, weights[p], self_loops=not self.root_weight)
+                ei_n, w = mean_norm_edges(ei, n, x.dtype, edge_weights[p], self_loops=not self.root_weight)
                 h = conv(x, ei_n, w)
             else:
                 h = conv(x, ei)

@@ -23,7 +23,7 @@ import numpy as np
 from kgrec.errors import ConfigError, DataError, ModelError, NotFoundError
 from kgrec.kg.store import GraphStore
 from kgrec.progress import NullProgress, ProgressReporter
-from kgrec.settings import Settings
+from kgrec.settings import Settings, apply_torch_threads
 
 ARRAYS_FILE = "arrays.npz"
 FEATURES_FILE = "features.npz"
@@ -96,7 +96,6 @@ def train_personas(
     progress: ProgressReporter | None = None,
 ) -> PersonaSummary:
     """Train HDGI personas on the stored graph and write them back (see the module doc)."""
-    import torch
 
     from .data import item_feature_lists, item_neighbour_entity_lists
     from .features import FEATURE_KINDS, UserFeaturizer
@@ -112,8 +111,7 @@ def train_personas(
         raise ConfigError(f"features must be one of {', '.join(FEATURE_KINDS)} (got {features!r})")
     progress = progress or NullProgress()
     seed = settings.seed if seed is None else int(seed)
-    if settings.torch_threads:
-        torch.set_num_threads(settings.torch_threads)
+    apply_torch_threads(settings)
     seconds: dict[str, float] = {}
 
     t = time.perf_counter()

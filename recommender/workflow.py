@@ -30,6 +30,7 @@ import numpy as np
 
 from kgrec.errors import ConfigError, ModelError, NotFoundError
 from kgrec.progress import NullProgress
+from kgrec.settings import apply_torch_threads
 
 MODEL_SUBDIR = "recommender"
 TRAIN_META = "train.json"
@@ -112,7 +113,6 @@ def train(store, settings, *, epochs: int = 50, seed: int | None = None, device:
     the retriever once per fusion in ``fusions``; the fusion with the best validation
     NDCG@10 is kept (first of ``fusions`` on ties).
     """
-    import torch
 
     from kgrec.recommender.evaluate import prepare, train_retriever, train_sasrec
     from kgrec.recommender.rerank import build_candidates, tune_alpha
@@ -121,8 +121,7 @@ def train(store, settings, *, epochs: int = 50, seed: int | None = None, device:
     if not fusions or any(f not in ("prefix", "gate") for f in fusions):
         raise ConfigError(f"fusions must be a non-empty subset of ('prefix', 'gate'), got {fusions}")
     progress = progress or NullProgress()
-    if settings.torch_threads:
-        torch.set_num_threads(settings.torch_threads)
+    apply_torch_threads(settings)
     seed = settings.seed if seed is None else seed
     inp = load_inputs(store, settings, progress)
     prep = prepare(inp.split, inp.item_table, inp.personas, inp.history_user, item_ids=inp.vocab.ids,
@@ -181,6 +180,7 @@ def load_context(store, settings) -> Context:
     if build.get("fingerprint") and build["fingerprint"] != meta.get("fingerprint"):
         raise ModelError(f"the recommender in {d} was trained on another build; retrain it "
                          "(`kgrec train recommender`)")
+    apply_torch_threads(settings)  # recommend() computes with this process's torch
     split = load_split(settings)
     history: dict[str, list[str]] = {}
     for frame in (split.train, split.valid):  # train first, then valid, each in time order
@@ -256,13 +256,11 @@ def evaluate(store, settings, *, seeds: Sequence[int] = (0, 1, 2), epochs: int =
     """:func:`evaluate_all` on the graph's inputs, then :func:`write_report` (``settings.reports_dir``
     unless ``out_dir``). ``users`` evaluates a seeded subsample of that many held-out users (the
     whole catalogue is still ranked). ``kwargs`` go to ``evaluate_all`` (k, fusions, max_len, ...)."""
-    import torch
 
     from kgrec.recommender.evaluate import evaluate_all, subsample_users, write_report
 
     progress = progress or NullProgress()
-    if settings.torch_threads:
-        torch.set_num_threads(settings.torch_threads)
+    apply_torch_threads(settings)
     inp = load_inputs(store, settings, progress)
     with progress.stage("evaluate six models", None):
         frames = inp.split if users is None else subsample_users(inp.split, users)
