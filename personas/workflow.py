@@ -102,8 +102,9 @@ def train_personas(
     from .groups import cluster_personas, label_groups
     from .hdgi import HDGI
     from .metapaths import RelationIndex, build_metapath_graph, parse_metapaths
+    from .persistence import save_model
     from .projection import graph_arrays
-    from .train import embed_personas, save_model, train_hdgi
+    from .train import embed_personas, train_hdgi
 
     if encoder not in ("gcn", "gat") or hidden < 1:
         raise ConfigError(f"encoder must be 'gcn' or 'gat' (got {encoder!r}) and hidden ≥ 1 (got {hidden})")
@@ -226,7 +227,7 @@ def load_inductive(store: GraphStore, settings: Settings) -> Callable[[list[str]
     from .features import UserFeaturizer
     from .inductive import InductivePersonas
     from .metapaths import MetaPathSpec
-    from .train import load_model
+    from .persistence import load_model
 
     path = model_dir(settings)
     model, config = load_model(path)
@@ -258,7 +259,7 @@ def load_inductive(store: GraphStore, settings: Settings) -> Callable[[list[str]
 
 def persona_attention(settings: Settings) -> dict[str, float]:
     """The saved global meta-path weights, e.g. ``{"UIU": 0.5, "UIFIU": 0.3, "UIEIU": 0.2}``."""
-    from .train import ATTENTION_FILE
+    from .persistence import ATTENTION_FILE
 
     path = model_dir(settings) / ATTENTION_FILE
     try:

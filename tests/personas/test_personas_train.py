@@ -10,15 +10,9 @@ from kgrec.errors import ConfigError, ModelError
 from kgrec.personas.data import user_features
 from kgrec.personas.hdgi import HDGI
 from kgrec.personas.metapaths import build_metapath_graphs, parse_metapaths
+from kgrec.personas.persistence import load_model, model_hash, save_model
 from kgrec.personas.signal import neighbour_overlap
-from kgrec.personas.train import (
-    SubgraphSampler,
-    embed_personas,
-    load_model,
-    model_hash,
-    save_model,
-    train_hdgi,
-)
+from kgrec.personas.train import SubgraphSampler, embed_personas, train_hdgi
 
 SPECS = parse_metapaths(["UIU", "UIFIU", "UIEIU"], max_neighbors=8, max_fanout=10)
 
