@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: install test test-fast demo lint clean
+.PHONY: install test test-fast demo lint clean neo4j
 
 install: $(STAMP)
 
@@ -25,6 +25,16 @@ test-fast: install
 
 demo: install
 	HF_HUB_OFFLINE=1 $(BIN)/kgrec demo
+
+# The local Neo4j 5.26 + GDS + APOC + Browser (kg/neo4j_server/pom.xml): offline from ~/.m2 when cached.
+NEO4J_DIST := kg/neo4j_server
+NEO4J_STAMP := $(NEO4J_DIST)/lib/.assembled
+neo4j: $(NEO4J_STAMP)
+
+$(NEO4J_STAMP): $(NEO4J_DIST)/pom.xml
+	rm -rf $(NEO4J_DIST)/lib $(NEO4J_DIST)/plugins
+	mvn -B -q -o -f $(NEO4J_DIST)/pom.xml package 2>/dev/null || mvn -B -q -f $(NEO4J_DIST)/pom.xml package
+	touch $(NEO4J_STAMP)
 
 lint: install
 	$(BIN)/ruff check .

@@ -257,6 +257,58 @@ def dbpedia_serve(
             pass
 
 
+# --- kgrec neo4j: the local Neo4j + GDS + APOC + Browser (assembled by `make neo4j`) ---------------
+neo4j_app = typer.Typer(no_args_is_help=True, help="A local Neo4j 5 + GDS + APOC + Browser under $KGREC_HOME/neo4j.")
+app.add_typer(neo4j_app, name="neo4j")
+
+
+def _print_neo4j(info: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    for key in ("neo4j", "gds", "apoc", "bolt_uri", "browser_url", "password_file", "home", "pid"):
+        _console().print(f"{key:>13}: {info[key]}")
+    _console().print(f"export KGREC_GRAPH_URI={info['bolt_uri']}  (password: read from the 0600 file)", soft_wrap=True)
+
+
+@neo4j_app.command("start")
+def neo4j_start(
+    home: HomeOpt = None,
+    bolt_port: Annotated[int | None, typer.Option(help="Bolt port on 127.0.0.1 (default 7687 if free)")] = None,
+    http_port: Annotated[int | None, typer.Option(help="HTTP/Browser port (default 7474 if free)")] = None,
+    heap: Annotated[str, typer.Option(help="JVM heap (-Xms/-Xmx)")] = "1g",
+    pagecache: Annotated[str, typer.Option(help="Page cache size")] = "512m",
+    as_json: JsonOpt = False,
+) -> None:
+    """Start (or find running) the local Neo4j; it runs until `kgrec neo4j stop`."""
+    from kgrec.kg import neo4j_server
+
+    settings = _settings(home=home)
+    server = neo4j_server.start(settings.home / "neo4j", bolt_port=bolt_port, http_port=http_port,
+                                heap=heap, pagecache=pagecache)
+    _print_neo4j(neo4j_server.describe(server), as_json)
+
+
+@neo4j_app.command("stop")
+def neo4j_stop(home: HomeOpt = None) -> None:
+    """Stop the local Neo4j of this home."""
+    from kgrec.kg import neo4j_server
+
+    stopped = neo4j_server.stop(_settings(home=home).home / "neo4j")
+    _console().print("stopped" if stopped else "not running")
+
+
+@neo4j_app.command("status")
+def neo4j_status(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Versions (Neo4j, GDS, APOC), Bolt URI and Browser URL of the running local Neo4j."""
+    from kgrec.kg import neo4j_server
+
+    server = neo4j_server.find_running(_settings(home=home).home / "neo4j")
+    if server is None:
+        raise NotFoundError("the local Neo4j is not running: `kgrec neo4j start` (after `make neo4j`)")
+    _print_neo4j(neo4j_server.describe(server), as_json)
+
+
 train_app = typer.Typer(no_args_is_help=True, help="Train personas (HDGI) or the recommender.")
 app.add_typer(train_app, name="train")
 personas_app = typer.Typer(no_args_is_help=True, help="Look at the persona groups.")

@@ -1,14 +1,26 @@
-"""Neo4j 5 adapter of the graph-store port (plain Cypher through the ``neo4j`` driver;
-projections streamed through GDS with the ``graphdatascience`` client).
+"""Neo4j 5 adapter of the graph-store port: plain Cypher through the ``neo4j`` driver, and the
+training projection through GDS procedures (``gds.graph.project`` → node-property and
+relationship streams → ``gds.graph.drop``), called as Cypher so that they work the same on the
+open-source GDS (which has no Arrow server) and on Enterprise/Aura.
 
-Credentials come from ``NEO4J_USER`` / ``NEO4J_PASSWORD`` (environment or ``.env``)."""
+Floors, checked when connecting: Neo4j 5.13 (vector indexes came in 5.11,
+``db.create.setNodeVectorProperty`` in 5.13); GDS 2.5 for the projection
+(``gds.graph.relationships.stream``). Credentials come from ``NEO4J_USER`` / ``NEO4J_PASSWORD``
+(environment or ``.env``), or, for the local server that ``kgrec neo4j start`` runs for this home,
+from its 0600 password file.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
+import os
+import re
+import socket
 import uuid
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from kgrec.errors import ConfigError, StoreError, StoreUnavailable
 from kgrec.kg import schema
@@ -17,7 +29,29 @@ from kgrec.settings import Settings
 
 log = logging.getLogger(__name__)
 
-HOW_TO_START = "start it with `docker compose up -d --wait neo4j` (see README), or unset KGREC_GRAPH_URI"
+HOW_TO_START = ("start one with `make neo4j && kgrec neo4j start` (or `docker compose up -d --wait neo4j`), "
+                "or unset KGREC_GRAPH_URI")
+NEO4J_FLOOR = (5, 13)
+GDS_FLOOR = (2, 5)
+#: In-memory GDS graphs kgrec creates are named ``kgrec-proj-<host>-<pid>-<random>``.
+GRAPH_PREFIX = "kgrec-proj-"
+RETRY_BUDGET_S = 30.0
+
+
+def _version_tuple(text: str) -> tuple[int, int]:
+    m = re.match(r"(\d+)\.(\d+)", text or "")
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+def _local_password(settings: Settings, uri: str) -> str | None:
+    """The password of the local server (``kgrec neo4j start``) of this home, when ``uri`` is it."""
+    from kgrec.kg import neo4j_server
+
+    server = neo4j_server.find_running(settings.home / "neo4j")
+    parts = urlsplit(uri)
+    if server is None or parts.hostname not in {"127.0.0.1", "localhost"} or parts.port != server.bolt_port:
+        return None
+    return server.password
 
 
 class Neo4jStore(GraphStore):
@@ -26,26 +60,41 @@ class Neo4jStore(GraphStore):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         import neo4j
-        from neo4j.exceptions import AuthError, ServiceUnavailable
+        from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable
 
+        self._neo4j = neo4j
         self._uri = str(settings.graph_uri)
         password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else None
+        password = password or _local_password(settings, self._uri)
         if password is None:
             raise ConfigError("NEO4J_PASSWORD is not set (environment or .env) for " + self._uri)
-        self._auth = (settings.neo4j_user, password)
-        self._database = settings.graph_name if settings.graph_name != "kgrec" else None
+        # the database is named only when asked for (Community has just `neo4j` and `system`)
+        self._database = os.environ.get("KGREC_NEO4J_DATABASE") or None
+        self._driver = neo4j.GraphDatabase.driver(
+            self._uri, auth=(settings.neo4j_user, password), connection_timeout=settings.connect_timeout_s,
+            max_transaction_retry_time=RETRY_BUDGET_S,
+            notifications_disabled_categories=["DEPRECATION"])
         try:
-            self._driver = neo4j.GraphDatabase.driver(
-                self._uri, auth=self._auth, connection_timeout=settings.connect_timeout_s,
-                max_transaction_retry_time=settings.connect_timeout_s)
             self._driver.verify_connectivity()
+            self.version, self.edition = self._check_version()
         except (ServiceUnavailable, OSError) as e:
+            self._driver.close()
             raise StoreUnavailable(f"cannot reach Neo4j at {self._uri}: {e}; {HOW_TO_START}") from e
         except AuthError as e:
+            self._driver.close()
             raise StoreUnavailable(f"Neo4j at {self._uri} rejected the credentials of user "
                                    f"{settings.neo4j_user!r} (check NEO4J_PASSWORD)") from e
-        self._neo4j = neo4j
-        self._gds = None
+        except (Neo4jError, StoreError):
+            self._driver.close()
+            raise
+        self._gds_version: str | None = None
+
+    def _check_version(self) -> tuple[str, str]:
+        row = self.run("server_version", read_only=True)[0]
+        if _version_tuple(row["version"]) < NEO4J_FLOOR:
+            raise StoreError(f"Neo4j {row['version']} at {self._uri} is too old: kgrec needs Neo4j >= 5.13 "
+                             "(vector index 5.11+, db.create.setNodeVectorProperty 5.13+)")
+        return str(row["version"]), str(row["edition"])
 
     @property
     def uri(self) -> str:
@@ -53,17 +102,26 @@ class Neo4jStore(GraphStore):
 
     def execute(self, statement: str, params: dict[str, Any] | None = None, *,
                 read_only: bool = False) -> list[dict[str, Any]]:
-        from neo4j.exceptions import Neo4jError, ServiceUnavailable
+        """Run one statement. ``read_only`` runs it in a READ transaction, so the server refuses
+        writes; ``CALL {…} IN TRANSACTIONS`` runs in an auto-commit transaction (it needs one)."""
+        from neo4j.exceptions import Neo4jError, ServiceUnavailable, SessionExpired
 
-        routing = self._neo4j.RoutingControl.READ if read_only else self._neo4j.RoutingControl.WRITE
+        params = params or {}
+        mode = self._neo4j.READ_ACCESS if read_only else self._neo4j.WRITE_ACCESS
         try:
-            records, _, _ = self._driver.execute_query(
-                statement, parameters_=params or {}, database_=self._database, routing_=routing)
-        except ServiceUnavailable as e:
+            with self._driver.session(database=self._database, default_access_mode=mode) as session:
+                if re.search(r"\bIN\s+TRANSACTIONS\b", statement, re.IGNORECASE) and not read_only:
+                    return [r.data() for r in session.run(statement, params)]
+
+                def work(tx: Any) -> list[dict[str, Any]]:
+                    return [r.data() for r in tx.run(statement, params)]
+
+                return session.execute_read(work) if read_only else session.execute_write(work)
+        except (ServiceUnavailable, SessionExpired) as e:
             raise StoreUnavailable(f"lost the connection to Neo4j at {self._uri}: {e}") from e
         except Neo4jError as e:
-            raise StoreError(f"Neo4j rejected the query: {e.message}\n  query: {statement[:300]}") from e
-        return [r.data() for r in records]
+            what = "refused a write in a read-only query" if e.code and "AccessMode" in e.code else "rejected the query"
+            raise StoreError(f"Neo4j {what}: {e.message}\n  query: {statement[:300]}") from e
 
     def ensure_unique(self, label: str, key: str) -> None:
         label, key = schema.check_label(label), schema.check_property(key)
@@ -74,11 +132,17 @@ class Neo4jStore(GraphStore):
         return f"kgrec_{label.lower()}_{prop}_vector"
 
     def create_vector_index(self, label: str, prop: str, dim: int) -> None:
+        """Create the cosine vector index; one of another dimension (``--hidden`` changed) is
+        dropped and rebuilt, since ``IF NOT EXISTS`` would keep it."""
         label, prop = schema.check_label(label), schema.check_property(prop)
         if not isinstance(dim, int) or dim <= 0:
             raise ConfigError(f"vector dimension must be a positive int, got {dim!r}")
-        self.run("create_vector_index", label=label, prop=prop, dim=str(dim),
-                 index_name=self._index_name(label, prop))
+        name = self._index_name(label, prop)
+        old = self.run("vector_index_dimension", {"index_name": name}, read_only=True)
+        if old and int(old[0]["dim"]) != dim:
+            log.info("vector index %s has dimension %s, rebuilding it for %d", name, old[0]["dim"], dim)
+            self.run("drop_index", index_name=name)
+        self.run("create_vector_index", label=label, prop=prop, dim=str(dim), index_name=name)
         self.execute("CALL db.awaitIndexes(300)")
 
     def knn(self, label: str, prop: str, vector: Sequence[float], k: int) -> list[tuple[str, float]]:
@@ -89,68 +153,90 @@ class Neo4jStore(GraphStore):
         return [(r["id"], float(r["score"])) for r in rows]
 
     # --- GDS projection streaming ---------------------------------------------------------
-    def _gds_client(self) -> Any:
-        if self._gds is None:
-            from graphdatascience import GraphDataScience
-
+    def gds_version(self) -> str:
+        """The GDS version on the server, checked against the floor (raises StoreError)."""
+        if self._gds_version is None:
             try:
-                self._gds = GraphDataScience.from_neo4j_driver(self._driver, database=self._database)
-            except Exception as e:  # graphdatascience raises plain exceptions when GDS is missing
-                raise StoreError(f"GDS is not available on {self._uri}: {e}") from e
-        return self._gds
+                version = str(self.run("gds_version", read_only=True)[0]["version"])
+            except StoreError as e:
+                raise StoreError(f"Graph Data Science is not installed on {self._uri}: the personas stage "
+                                 "needs GDS >= 2.5 (`make neo4j` assembles it; see README)") from e
+            if _version_tuple(version) < GDS_FLOOR:
+                raise StoreError(f"GDS {version} on {self._uri} is too old: kgrec needs GDS >= 2.5 "
+                                 "(gds.graph.relationships.stream)")
+            self._gds_version = version
+        return self._gds_version
+
+    def drop_stale_projections(self) -> list[str]:
+        """Drop in-memory graphs left by kgrec runs on this host that are no longer alive (a
+        ``kill -9`` skips every ``finally``)."""
+        from kgrec.kg.neo4j_server import _pid_alive
+
+        host = socket.gethostname()
+        dropped = []
+        for row in self.run("gds_list", {"prefix": GRAPH_PREFIX}, read_only=True):
+            name = row["graphName"]
+            m = re.fullmatch(re.escape(GRAPH_PREFIX) + r"(.+)-(\d+)-[0-9a-f]{8}", name)
+            if m and m.group(1) == host and not _pid_alive(int(m.group(2))):
+                self.run("gds_drop", {"graph_name": name})
+                dropped.append(name)
+        if dropped:
+            log.warning("dropped in-memory GDS graphs left by killed runs: %s", ", ".join(dropped))
+        return dropped
 
     def stream_projection(self, node_properties: dict[str, Sequence[str]],
                           rel_properties: dict[str, Sequence[str]]) -> Projection:
-        """Project the typed subgraph with ``gds.graph.project`` and stream it back with
-        ``gds.graph.nodeProperties.stream`` / ``gds.graph.relationships.stream``.
-
-        GDS projects only numeric (and numeric array) properties; string keys are joined
-        back from the internal node ids with one Cypher read per label."""
-        for label in node_properties:
-            schema.check_label(label)
-        for rel_type in rel_properties:
-            schema.check_rel_type(rel_type)
-        gds = self._gds_client()
-        node_spec = {label: {"properties": list(props)} if props else {} for label, props in
-                     node_properties.items()}
-        rel_spec = {t: ({"properties": list(p)} if p else {}) | {"orientation": "NATURAL"}
-                    for t, p in rel_properties.items()}
-        name = f"kgrec-{uuid.uuid4().hex[:8]}"
-        graph, _ = gds.graph.project(name, node_spec, rel_spec)
+        """Project the typed subgraph with ``gds.graph.project``, stream node properties and
+        relationships back (keys joined with ``gds.util.asNode``), and drop the in-memory graph
+        whatever happens (a failed step, Ctrl-C, SIGTERM). GDS projects numeric (and numeric
+        array) properties only; a label without requested properties streams its keys by Cypher."""
+        nodes_in = {schema.check_label(lb): [schema.check_property(p) for p in ps]
+                    for lb, ps in node_properties.items()}
+        rels_in = {schema.check_rel_type(t): [schema.check_property(p) for p in ps]
+                   for t, ps in rel_properties.items()}
+        self.gds_version()
+        self.drop_stale_projections()
+        name = f"{GRAPH_PREFIX}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        node_spec = {lb: {"label": lb, "properties": ps} for lb, ps in nodes_in.items()}
+        rel_spec = {t: {"type": t, "orientation": "NATURAL", "properties": ps} for t, ps in rels_in.items()}
         try:
-            keys: dict[int, str] = {}
-            nodes: dict[str, NodeArrays] = {}
-            for label, props in node_properties.items():
-                key = schema.key_of(label)
-                rows = self.run("node_ids", read_only=True, label=label, key=key)
-                arrays = NodeArrays(label, [r["id"] for r in rows], {p: [] for p in props})
-                for r in rows:
-                    keys[r["nid"]] = r["id"]
-                if props:
-                    df = gds.graph.nodeProperties.stream(graph, list(props), node_labels=[label],
-                                                         separate_property_columns=True)
-                    by_key = {keys[int(nid)]: row for nid, row in zip(df["nodeId"], df.itertuples())}
-                    for p in props:
-                        arrays.properties[p] = [getattr(by_key[k], p, None) if k in by_key else None
-                                                for k in arrays.ids]
-                nodes[label] = arrays
-            rels: dict[str, RelArrays] = {}
-            for rel_type, props in rel_properties.items():
-                if props:
-                    df = gds.graph.relationshipProperties.stream(graph, list(props), [rel_type],
-                                                                 separate_property_columns=True)
-                else:
-                    df = gds.graph.relationships.stream(graph, [rel_type])
-                rels[rel_type] = RelArrays(
-                    rel_type,
-                    [keys[int(s)] for s in df["sourceNodeId"]],
-                    [keys[int(t)] for t in df["targetNodeId"]],
-                    {p: df[p].tolist() for p in props})
+            self.run("gds_project", {"graph_name": name, "node_spec": node_spec, "rel_spec": rel_spec})
+            nodes = {lb: self._stream_gds_nodes(name, lb, ps) for lb, ps in nodes_in.items()}
+            rels = {t: self._stream_gds_rels(name, t, ps) for t, ps in rels_in.items()}
             return Projection(nodes, rels)
         finally:
-            graph.drop()
+            try:
+                self.run("gds_drop", {"graph_name": name})
+            except StoreError as e:  # never hide the original error; a later run cleans up
+                log.warning("could not drop the in-memory graph %s: %s", name, e)
+
+    def _stream_gds_nodes(self, graph_name: str, label: str, props: list[str]) -> NodeArrays:
+        if not props:
+            return self.stream_nodes(label)
+        rows = self.run("gds_node_properties", {"graph_name": graph_name, "props": props, "label": label},
+                        read_only=True, key=schema.key_of(label))
+        values: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            v = r["value"]
+            values.setdefault(r["id"], {})[r["prop"]] = None if isinstance(v, float) and math.isnan(v) else v
+        ids = sorted(values)
+        return NodeArrays(label, ids, {p: [values[k].get(p) for k in ids] for p in props})
+
+    def _stream_gds_rels(self, graph_name: str, rel_type: str, props: list[str]) -> RelArrays:
+        src_label, dst_label = schema.REL_ENDPOINTS[rel_type]
+        keys = {"src_key": schema.key_of(src_label), "dst_key": schema.key_of(dst_label)}
+        params = {"graph_name": graph_name, "rel_type": rel_type, "props": props}
+        if not props:
+            rows = self.run("gds_relationships", params, read_only=True, **keys)
+            return RelArrays(rel_type, [r["src"] for r in rows], [r["dst"] for r in rows], {})
+        # one row per (relationship, property): pivot on the endpoint pair (kgrec MERGEs one
+        # relationship of a type per pair, so the pair identifies it)
+        pivot: dict[tuple[str, str], dict[str, Any]] = {}
+        for r in self.run("gds_relationship_properties", params, read_only=True, **keys):
+            pivot.setdefault((r["src"], r["dst"]), {})[r["prop"]] = r["value"]
+        pairs = list(pivot)
+        return RelArrays(rel_type, [s for s, _ in pairs], [d for _, d in pairs],
+                         {p: [pivot[pair].get(p) for pair in pairs] for p in props})
 
     def close(self) -> None:
-        if self._gds is not None:
-            self._gds.close()
         self._driver.close()
