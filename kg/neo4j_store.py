@@ -96,6 +96,9 @@ class Neo4jStore(GraphStore):
                              "(vector index 5.11+, db.create.setNodeVectorProperty 5.13+)")
         return str(row["version"]), str(row["edition"])
 
+    def _at_least(self, major: int, minor: int) -> bool:
+        return _version_tuple(self.version) >= (major, minor)
+
     @property
     def uri(self) -> str:
         return self._uri
@@ -125,7 +128,7 @@ class Neo4jStore(GraphStore):
 
     def ensure_unique(self, label: str, key: str) -> None:
         label, key = schema.check_label(label), schema.check_property(key)
-        self.run("unique", label=label, key=key, name=f"kgrec_{label.lower()}_{key}_unique")
+        self.run("unique", label=label, key=key, constraint_name=f"kgrec_{label.lower()}_{key}_unique")
 
     @staticmethod
     def _index_name(label: str, prop: str) -> str:
@@ -142,7 +145,8 @@ class Neo4jStore(GraphStore):
         if old and int(old[0]["dim"]) != dim:
             log.info("vector index %s has dimension %s, rebuilding it for %d", name, old[0]["dim"], dim)
             self.run("drop_index", index_name=name)
-        self.run("create_vector_index", label=label, prop=prop, dim=str(dim), index_name=name)
+        exact = ", `vector.quantization.enabled`: false" if self._at_least(5, 23) else ""
+        self.run("create_vector_index", label=label, prop=prop, dim=str(dim), index_name=name, quantization=exact)
         self.execute("CALL db.awaitIndexes(300)")
 
     def knn(self, label: str, prop: str, vector: Sequence[float], k: int) -> list[tuple[str, float]]:

@@ -124,8 +124,9 @@ def test_rewriting_vectors_replaces_them(store) -> None:
         got = store.stream_nodes("Item", ["emb", "v"])
         assert all(e == [value] * 4 for e in got.properties["emb"])
         assert set(got.properties["v"]) == {value}
-    rows = store.execute("MATCH (i:Item {id: 'i0'}) SET i.emb = vecf32([9.0, 9.0, 9.0, 9.0]) RETURN 1 AS ok")
-    assert rows == [{"ok": 1}]
+    if store.backend == "falkordb":  # a vecf32 set outside write_vectors (Neo4j has no vecf32())
+        rows = store.execute("MATCH (i:Item {id: 'i0'}) SET i.emb = vecf32([9.0, 9.0, 9.0, 9.0]) RETURN 1 AS ok")
+        assert rows == [{"ok": 1}]
     store.write_vectors("Item", "emb", ["i0"], np.full((1, 4), 5.0))
     assert store.stream_nodes("Item", ["emb"]).properties["emb"][0] == [5.0] * 4
 

@@ -4,7 +4,6 @@ seeded DBpedia entities), write-back, groups, leakage guard and the inductive pa
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,6 @@ from kgrec.personas.workflow import (
     persona_attention,
     train_personas,
 )
-from kgrec.settings import Settings
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ml-mini"
 RES = "http://dbpedia.org/resource/"
@@ -42,17 +40,16 @@ def _seed_entities(store, split) -> None:
 
 
 @pytest.fixture(scope="module")
-def trained(embedded_home, shared_cache, tmp_path_factory):
-    """One graph for the module (building with embeddings is the slow part)."""
+def trained(module_backend, request, embedded_home, shared_cache, tmp_path_factory, make_backend_settings):
+    """One graph for the module and backend (building with embeddings is the slow part); on
+    Neo4j the projection goes through GDS."""
     import torch
 
     from kgrec.kg.store import open_store
 
     torch.set_num_threads(1)
-    home = tmp_path_factory.mktemp("persona-home")
-    (home / "falkordb").symlink_to(embedded_home / "falkordb", target_is_directory=True)
-    (home / "cache").symlink_to(shared_cache, target_is_directory=True)
-    settings = Settings(home=home, graph_name=f"t_{uuid.uuid4().hex[:10]}")
+    settings = make_backend_settings(module_backend, request, embedded_home, shared_cache,
+                            tmp_path_factory.mktemp("persona-home") / "home")
     store = open_store(settings)
     try:
         # embeddings: seeded 384-d vectors through the store's own vector write (loading MiniLM
