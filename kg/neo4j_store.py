@@ -204,7 +204,13 @@ class Neo4jStore(GraphStore):
         node_spec = {lb: {"label": lb, "properties": ps} for lb, ps in nodes_in.items()}
         rel_spec = {t: {"type": t, "orientation": "NATURAL", "properties": ps} for t, ps in rels_in.items()}
         try:
-            self.run("gds_project", {"graph_name": name, "node_spec": node_spec, "rel_spec": rel_spec})
+            try:
+                self.run("gds_project", {"graph_name": name, "node_spec": node_spec, "rel_spec": rel_spec})
+            except StoreError as e:
+                wanted = {lb: ps for lb, ps in nodes_in.items() if ps}
+                raise StoreError(f"GDS could not project {sorted(nodes_in)} / {sorted(rels_in)} with the "
+                                 f"node properties {wanted} (each must exist and be numeric or a numeric "
+                                 f"array): {str(e).splitlines()[0]}") from e
             nodes = {lb: self._stream_gds_nodes(name, lb, ps) for lb, ps in nodes_in.items()}
             rels = {t: self._stream_gds_rels(name, t, ps) for t, ps in rels_in.items()}
             return Projection(nodes, rels)

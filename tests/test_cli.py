@@ -104,6 +104,8 @@ def test_unreachable_graph_names_uri(monkeypatch, capsys, settings) -> None:
 
 def test_link_dbpedia_with_local_oxigraph_then_all_from_cache(monkeypatch, capsys, settings) -> None:
     demo = Path(__file__).resolve().parents[1] / "data" / "demo" / "dbpedia"
+    (settings.home / "cache").unlink()  # its own SPARQL cache: the other backend's run filled the shared one
+    (settings.home / "cache").mkdir()
     code, _, err = run_cli(monkeypatch, capsys, settings, "build", "--dataset", "movielens", "--data",
                            str(FIXTURE), "--k-core", "3", "--no-embeddings", "--no-dbpedia")
     assert code == 0, err
