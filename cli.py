@@ -18,7 +18,7 @@ from kgrec.display import console as _console
 from kgrec.display import jsonable as _jsonable
 from kgrec.display import print_counts as _print_counts
 from kgrec.display import print_rows as _print_rows
-from kgrec.errors import ConfigError, KgrecError
+from kgrec.errors import ConfigError, KgrecError, NotFoundError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="kgrec: a knowledge-graph, persona-driven session recommender.")
