@@ -93,15 +93,12 @@ class Chromium:
         self.proc.wait(timeout=30)
 
 
-SET_INPUT = """(() => {{
-  const el = document.querySelector({selector});
-  if (!el) return false;
-  const setter = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set;
-  setter.call(el, {value});
-  el.dispatchEvent(new Event('input', {{bubbles: true}}));
-  el.dispatchEvent(new Event('change', {{bubbles: true}}));
-  return true;
-}})()"""
+def _press_enter(chrome: Chromium, modifiers: int = 0) -> None:
+    chrome.send("Input.dispatchKeyEvent", {"type": "rawKeyDown", "key": "Enter", "code": "Enter",
+                                            "windowsVirtualKeyCode": 13, "modifiers": modifiers})
+    chrome.send("Input.dispatchKeyEvent", {"type": "char", "text": "\r", "modifiers": modifiers})
+    chrome.send("Input.dispatchKeyEvent", {"type": "keyUp", "key": "Enter", "code": "Enter",
+                                            "windowsVirtualKeyCode": 13, "modifiers": modifiers})
 
 
 def _run_in_editor(chrome: Chromium, text: str) -> None:
@@ -109,9 +106,7 @@ def _run_in_editor(chrome: Chromium, text: str) -> None:
     chrome.wait_for("!!document.querySelector('.monaco-editor textarea')")
     chrome.js("document.querySelector('.monaco-editor textarea').focus()")
     chrome.send("Input.insertText", {"text": text})
-    for kind in ("keyDown", "keyUp"):
-        chrome.send("Input.dispatchKeyEvent", {"type": kind, "key": "Enter", "code": "Enter",
-                                                "windowsVirtualKeyCode": 13, "modifiers": 2})
+    _press_enter(chrome, modifiers=2)  # Ctrl+Enter runs the editor
 
 
 def _shoot(chrome: Chromium, path: Path) -> None:
@@ -137,14 +132,18 @@ def main() -> None:
     explain = cypher.joinpath("explain/shared_feature.cypher").read_text()
     import neo4j
 
-    with neo4j.GraphDatabase.driver(server.bolt_uri, auth=("neo4j", server.password)) as d:
+    with neo4j.GraphDatabase.driver(server.bolt_uri, auth=("neo4j", server.password),
+                                    notifications_min_severity="OFF") as d:
+        # a recommended item when there is one, else any unseen item that shares a feature
         row = d.execute_query(
-            "MATCH (u:User)-[r:RECOMMENDED]->(i:Item) RETURN u.id AS user, i.id AS item "
-            "ORDER BY r.rank LIMIT 1" if args.user is None else
-            "MATCH (u:User {id: $u})-[r:RECOMMENDED]->(i:Item) RETURN u.id AS user, i.id AS item "
-            "ORDER BY r.rank LIMIT 1", u=args.user).records
+            "MATCH (u:User)-[r:RECOMMENDED]->(i:Item) WHERE $u IS NULL OR u.id = $u "
+            "RETURN u.id AS user, i.id AS item ORDER BY r.rank LIMIT 1", u=args.user).records or \
+            d.execute_query(
+            "MATCH (u:User)-[:INTERACTED]->(:Item)-[:HAS_FEATURE]->(:Feature)<-[:HAS_FEATURE]-(i:Item) "
+            "WHERE ($u IS NULL OR u.id = $u) AND NOT (u)-[:INTERACTED]->(i) "
+            "RETURN u.id AS user, i.id AS item LIMIT 1", u=args.user).records
     if not row:
-        raise SystemExit("the graph has no RECOMMENDED edge: run `kgrec demo` (or recommend --write) first")
+        raise SystemExit("the graph has no user/item pair to explain: run `kgrec demo --graph …` first")
     user, item = row[0]["user"], row[0]["item"]
 
     with tempfile.TemporaryDirectory() as profile:
@@ -155,11 +154,15 @@ def main() -> None:
             chrome.send("Page.enable")
             chrome.send("Page.navigate", {"url": f"{server.browser_url}?dbms=bolt://neo4j@127.0.0.1:{server.bolt_port}"})
             chrome.wait_for("!!document.querySelector('input[type=password]')", timeout=120)
-            chrome.js(SET_INPUT.format(selector=json.dumps("input[type=password]"),
-                                       value=json.dumps(server.password)))
+            chrome.js("document.querySelector('input[type=password]').focus()")
+            chrome.send("Input.insertText", {"text": server.password})  # typed, as a person would
             chrome.js("(() => { const b = [...document.querySelectorAll('button')]"
-                      ".find(b => /connect/i.test(b.textContent)); if (b) b.click(); return !!b; })()")
-            chrome.wait_for("!document.querySelector('input[type=password]')", timeout=60)
+                      ".find(b => b.textContent.trim() === 'Connect'); if (b) b.click(); return !!b; })()")
+            try:
+                chrome.wait_for("!document.querySelector('input[type=password]')", timeout=60)
+            except TimeoutError:
+                _shoot(chrome, args.out / "browser_login_failed.png")
+                raise
             _run_in_editor(chrome, overview.strip())
             time.sleep(6)
             _shoot(chrome, args.out / "browser_persona_overview.png")

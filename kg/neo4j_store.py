@@ -73,7 +73,7 @@ class Neo4jStore(GraphStore):
         self._driver = neo4j.GraphDatabase.driver(
             self._uri, auth=(settings.neo4j_user, password), connection_timeout=settings.connect_timeout_s,
             max_transaction_retry_time=RETRY_BUDGET_S,
-            notifications_disabled_categories=["DEPRECATION"])
+            notifications_min_severity="OFF")  # kgrec reads properties that may not exist yet
         try:
             self._driver.verify_connectivity()
             self.version, self.edition = self._check_version()
