@@ -46,12 +46,15 @@ class Settings(BaseSettings):
         default=None,
         description="neo4j://…, bolt://…, falkordb://host:port; unset = embedded FalkorDB under home",
     )
-    graph_name: str = Field(default="kgrec", description="Graph (FalkorDB) or database (Neo4j) name")
+    graph_name: str = Field(default="kgrec", description="Graph name (FalkorDB; Neo4j: see neo4j_database)")
     neo4j_user: str = Field(
         default="neo4j", validation_alias=AliasChoices("NEO4J_USER", "KGREC_NEO4J_USER")
     )
     neo4j_password: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("NEO4J_PASSWORD", "KGREC_NEO4J_PASSWORD")
+    )
+    neo4j_database: str | None = Field(
+        default=None, description="Neo4j database (default: the server's default; Community has only neo4j)"
     )
     falkordb_password: SecretStr | None = Field(
         default=None, description="Password of a remote FalkorDB (falkordb://)"

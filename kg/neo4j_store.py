@@ -69,7 +69,7 @@ class Neo4jStore(GraphStore):
         if password is None:
             raise ConfigError("NEO4J_PASSWORD is not set (environment or .env) for " + self._uri)
         # the database is named only when asked for (Community has just `neo4j` and `system`)
-        self._database = os.environ.get("KGREC_NEO4J_DATABASE") or None
+        self._database = settings.neo4j_database or None
         self._driver = neo4j.GraphDatabase.driver(
             self._uri, auth=(settings.neo4j_user, password), connection_timeout=settings.connect_timeout_s,
             max_transaction_retry_time=RETRY_BUDGET_S,
