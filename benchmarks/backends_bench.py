@@ -41,6 +41,15 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_s(pid: int | None = None) -> float:
+    """CPU seconds (user + system) of a process (None: this one)."""
+    if pid is None:
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        return ru.ru_utime + ru.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _settings(backend: str, home: Path, uri: str | None, **extra: Any) -> Any:
     from kgrec.settings import Settings
 
@@ -66,15 +75,18 @@ def worker_graph(backend: str, home: Path, uri: str | None, data: Path) -> dict[
     out: dict[str, Any] = {"backend": backend}
     with open_store(settings) as store:
         store.clear()
+        pid = _server_pid(store, home)
+        cpu0 = (cpu_s(), cpu_s(pid) if pid else 0.0)
         t = time.perf_counter()
         summary = build(store, settings, BuildOptions(kind="kgat", data=data, k_core=0, embeddings=False))
         out["build_wall_s"] = time.perf_counter() - t
+        out["build_cpu_s"] = (cpu_s() - cpu0[0]) + ((cpu_s(pid) - cpu0[1]) if pid else 0.0)
         nodes = sum(summary.written.get(k, 0) for k in ("User", "Item", "Feature"))
         rels = sum(summary.written.get(k, 0) for k in ("INTERACTED", "HAS_FEATURE", "CO_OCCURS"))
         out.update(nodes=nodes, rels=rels, nodes_per_s=nodes / summary.seconds["nodes"],
                    rels_per_s=rels / summary.seconds["relationships"])
         out["client_rss_build_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        pid = _server_pid(store, home)
+        out["rels_per_cpu_s"] = (nodes + rels) / out["build_cpu_s"]
         out["server_rss_mb"] = peak_rss_mb(pid) if pid else float("nan")
 
         present = store.counts()["relationships"]
@@ -142,8 +154,8 @@ def worker_personas(backend: str, home: Path, uri: str | None, data: Path, epoch
         rec.train(store, settings, epochs=1)
         out["recommender_1epoch_s"] = time.perf_counter() - t
         ctx = rec.load_context(store, settings)
-        users = [r["id"] for r in store.execute("MATCH (u:User) RETURN u.id AS id ORDER BY id LIMIT 50",
-                                                read_only=True)]
+        users = [r["uid"] for r in store.execute("MATCH (u:User) RETURN u.id AS uid ORDER BY u.id LIMIT 50",
+                                                 read_only=True)]
         lat = []
         for user in users:
             t = time.perf_counter()
@@ -200,14 +212,26 @@ def main() -> None:
         try:
             uris = {"falkordb": None, "neo4j": server.bolt_uri}
             graph = {b: _child("graph", b, homes[b], uris[b], args) for b in homes}
+            print(json.dumps(graph), flush=True)  # stages 1-3 even if stage 4 fails later
+            _table(graph, {}, args, start_s)
             pers = {} if args.skip_personas else {
                 b: _child("personas", b, homes[b], uris[b], args) for b in homes}
         finally:
             neo4j_server.stop(homes["neo4j"] / "neo4j")
+    if pers:
+        print(json.dumps(pers), flush=True)
+        _table(graph, pers, args, start_s)
+
+
+def _table(graph: dict[str, Any], pers: dict[str, Any], args: argparse.Namespace, start_s: float) -> None:
+    from kgrec.kg import neo4j_server
+
     rows = [
         ("build: nodes", "nodes", ",d"), ("build: relationships", "rels", ",d"),
         ("build: nodes/s", "nodes_per_s", ",.0f"), ("build: relationships/s", "rels_per_s", ",.0f"),
         ("build: wall (s)", "build_wall_s", ".1f"),
+        ("build: CPU s, client + server", "build_cpu_s", ".1f"),
+        ("build: writes per CPU-second", "rels_per_cpu_s", ",.0f"),
         ("peak RSS client, whole worker (MB)", "client_rss_mb", ".0f"),
         ("peak RSS server after build (MB)", "server_rss_mb", ".0f"),
         ("projection: relationships streamed", "proj_rels", ",d"),
