@@ -62,18 +62,25 @@ class Neo4jStore(GraphStore):
         import neo4j
         from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable
 
+        from kgrec.kg.store import redact_uri
+
         self._neo4j = neo4j
-        self._uri = str(settings.graph_uri)
+        raw_uri = str(settings.graph_uri)
+        self._uri = redact_uri(raw_uri)  # for messages: never a password
         password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else None
-        password = password or _local_password(settings, self._uri)
+        password = password or _local_password(settings, raw_uri)
         if password is None:
             raise ConfigError("NEO4J_PASSWORD is not set (environment or .env) for " + self._uri)
         # the database is named only when asked for (Community has just `neo4j` and `system`)
         self._database = settings.neo4j_database or None
-        self._driver = neo4j.GraphDatabase.driver(
-            self._uri, auth=(settings.neo4j_user, password), connection_timeout=settings.connect_timeout_s,
-            max_transaction_retry_time=RETRY_BUDGET_S,
-            notifications_min_severity="OFF")  # kgrec reads properties that may not exist yet
+        try:
+            self._driver = neo4j.GraphDatabase.driver(
+                raw_uri, auth=(settings.neo4j_user, password), connection_timeout=settings.connect_timeout_s,
+                max_transaction_retry_time=RETRY_BUDGET_S,
+                notifications_min_severity="OFF")  # kgrec reads properties that may not exist yet
+        except (neo4j.exceptions.ConfigurationError, ValueError) as e:
+            raise ConfigError(f"invalid Neo4j URI {self._uri}: {type(e).__name__} (credentials go in "
+                              "NEO4J_USER / NEO4J_PASSWORD, not in the URI)") from None
         try:
             self._driver.verify_connectivity()
             self.version, self.edition = self._check_version()
