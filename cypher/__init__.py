@@ -1,7 +1,7 @@
 """Every Cypher statement kgrec runs lives in this folder as a ``.cypher`` file.
 
 ``cypher/NAME.cypher`` is shared by all backends; ``cypher/<backend>/NAME.cypher``
-overrides it for one backend (constraints, vector DDL and KNN, shortest paths).
+overrides it for one backend (constraints, vector DDL and KNN, vector writes).
 A file may hold several statements separated by ``;`` at the end of a line.
 Templates use ``{{placeholder}}`` for labels, types and property names, which are
 filled only from the allow-lists in :mod:`kgrec.kg.schema`.

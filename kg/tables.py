@@ -57,7 +57,3 @@ class Dataset:
     ordering: Ordering
     name: str = ""
     report: LoadReport = field(default_factory=LoadReport)
-
-
-def empty_items() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="object") for c in ITEM_COLUMNS})

@@ -140,10 +140,6 @@ class CSR:
     n_cols: int
     data: np.ndarray | None = None  # per-entry weights, aligned with ``indices`` (optional)
 
-    @property
-    def n_rows(self) -> int:
-        return len(self.indptr) - 1
-
     def degree(self, rows: np.ndarray | None = None) -> np.ndarray:
         d = np.diff(self.indptr)
         return d if rows is None else d[rows]
@@ -342,10 +338,6 @@ class MetaPathGraph:
 
     def in_degree(self) -> np.ndarray:
         return np.bincount(self.edge_index[1], minlength=self.num_nodes)
-
-    def in_csr(self) -> CSR:
-        """Per user (row), its neighbours (the sources of its in-edges)."""
-        return csr_from_edges(self.edge_index[1], self.edge_index[0], self.num_nodes, self.num_nodes)
 
     def edge_index_tensor(self) -> torch.Tensor:
         import torch
