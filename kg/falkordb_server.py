@@ -21,16 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from kgrec.errors import StoreUnavailable
+from kgrec.kg.net import free_port
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "server.json"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _pid_alive(pid: int) -> bool:
