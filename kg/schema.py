@@ -27,6 +27,14 @@ ENTITY_REL_TYPES: tuple[str, ...] = (
     "SUBJECT",
 )
 
+#: The ``Entity.type`` a relationship's target gets when its source states none.
+ENTITY_TARGET_TYPE: dict[str, str] = {
+    "DIRECTOR": "Person", "STARRING": "Person", "WRITER": "Person", "PRODUCER": "Person",
+    "MUSIC_COMPOSER": "Person", "AUTHOR": "Person", "LITERARY_GENRE": "Genre", "GENRE": "Genre",
+    "PUBLISHER": "Company", "SERIES": "Work", "PREVIOUS_WORK": "Work", "SUBSEQUENT_WORK": "Work",
+    "COUNTRY": "Country", "LANGUAGE": "Language", "SUBJECT": "Category",
+}
+
 #: Relationship types as (type, source label, target label).
 REL_ENDPOINTS: dict[str, tuple[str, str]] = {
     "INTERACTED": ("User", "Item"),

@@ -29,7 +29,7 @@ from kgrec.kg.net import free_port
 
 DATA = oxigraph_server.default_data_files()
 MAPPING = oxigraph_server.default_mapping()
-MOVIES = Path(__file__).resolve().parents[3] / "shared/data/movielens-latest-small/movies.csv"
+MOVIES = Path(__file__).resolve().parents[4] / "shared/data/movielens-latest-small/movies.csv"
 R = "http://dbpedia.org/resource/"
 needs_data = pytest.mark.skipif(not DATA or MAPPING is None, reason="no DBpedia data in ../shared or data/demo")
 
