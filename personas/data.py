@@ -20,11 +20,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kgrec.errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Sequence
 
 _EMPTY = np.zeros((2, 0), dtype=np.int64)
 
@@ -153,8 +156,8 @@ class GraphArrays:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         payload: dict[str, Any] = {
-            "user_ids": np.asarray(self.user_ids, dtype=object),
-            "item_ids": np.asarray(self.item_ids, dtype=object),
+            "user_ids": _strings(self.user_ids),
+            "item_ids": _strings(self.item_ids),
             "item_emb": self.item_emb,
             "user_item": self.user_item,
             "item_feature": self.item_feature,
@@ -162,14 +165,14 @@ class GraphArrays:
             "entity_entity": self.entity_entity,
             "item_item": self.item_item,
             "sizes": np.asarray([self.n_features, self.n_entities], dtype=np.int64),
-            "entity_rel_types": np.asarray(self.entity_rel_types, dtype=object),
+            "entity_rel_types": _strings(self.entity_rel_types),
         }
         if self.entity_entity_type is not None:
             payload["entity_entity_type"] = self.entity_entity_type
         if self.feature_names is not None:
-            payload["feature_names"] = np.asarray(self.feature_names, dtype=object)
+            payload["feature_names"] = _strings(self.feature_names)
         if self.entity_labels is not None:
-            payload["entity_labels"] = np.asarray(self.entity_labels, dtype=object)
+            payload["entity_labels"] = _strings(self.entity_labels)
         with open(path, "wb") as fh:
             np.savez_compressed(fh, **payload)
         return path
@@ -178,10 +181,11 @@ class GraphArrays:
     def load(cls, path: str | Path) -> GraphArrays:
         path = Path(path)
         try:
-            with np.load(path, allow_pickle=True) as z:
+            with np.load(path, allow_pickle=False) as z:  # never unpickle: a model dir is not code
                 d = {k: z[k] for k in z.files}
         except (OSError, ValueError) as e:
-            raise DataError(f"{path}: cannot read graph arrays: {e}") from e
+            raise DataError(f"{path}: cannot read graph arrays ({e}); files written before pickles "
+                            "were dropped need `kgrec train personas` again") from e
         try:
             n_feat, n_ent = (int(v) for v in d["sizes"])
             return cls(
@@ -202,6 +206,11 @@ class GraphArrays:
             )
         except KeyError as e:
             raise DataError(f"{path}: missing array {e}") from e
+
+
+def _strings(values: Sequence[str]) -> np.ndarray:
+    """A fixed-width unicode array (``np.load`` reads it without pickle, unlike ``dtype=object``)."""
+    return np.asarray([str(v) for v in values], dtype=np.str_)
 
 
 # -- derived arrays ------------------------------------------------------------------------

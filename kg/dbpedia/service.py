@@ -10,6 +10,7 @@ from pathlib import Path
 from kgrec.errors import ConfigError
 from kgrec.kg.dbpedia.linking import LinkSummary, Progress, link_items
 from kgrec.kg.dbpedia.oxigraph_server import serve
+from kgrec.kg.dbpedia.sparql import SparqlClient
 from kgrec.kg.store import GraphStore
 from kgrec.progress import NullProgress, ProgressReporter
 from kgrec.settings import Settings
@@ -57,7 +58,8 @@ def _link(store: GraphStore, settings: Settings, mapping: Path | None, sparql: s
           sparql_data: Path | None, use_labels: bool, progress: Progress) -> LinkSummary:
     if sparql_data is not None:
         with serve(nt_files(sparql_data), settings.home / "oxigraph") as server:
-            return link_items(store, settings, mapping=mapping, endpoint=server.endpoint,
+            client = SparqlClient.from_settings(settings, server.endpoint, cache_scope=server.cache_scope)
+            return link_items(store, settings, mapping=mapping, endpoint=server.endpoint, client=client,
                               use_labels=use_labels, progress=progress)
     return link_items(store, settings, mapping=mapping, endpoint=sparql, use_labels=use_labels,
                       progress=progress)

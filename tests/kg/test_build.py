@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kgrec.kg.build import BuildOptions, build, load_split
+from kgrec.kg.artefacts import load_split
+from kgrec.kg.build import BuildOptions, build
 from kgrec.kg.store import GraphStore
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ml-mini"
