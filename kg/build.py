@@ -13,7 +13,15 @@ from typing import Any
 
 from kgrec.errors import ConfigError, DataError
 from kgrec.kg import graph_rows
-from kgrec.kg.artefacts import load_split, read_build_meta, save_split, split_dir, write_build_meta
+from kgrec.kg.artefacts import (
+    drop_item_embeddings,
+    load_split,
+    read_build_meta,
+    save_item_embeddings,
+    save_split,
+    split_dir,
+    write_build_meta,
+)
 from kgrec.kg.store import GraphStore
 from kgrec.progress import NullProgress, ProgressReporter
 from kgrec.settings import Settings
@@ -79,6 +87,7 @@ def build(store: GraphStore, settings: Settings, options: BuildOptions,
     known = {str(i) for i in split.items["item"]}
     skipped = write_item_graph(store, ds.graph, known, progress, written) if ds.graph is not None else {}
     embedded = cached = 0
+    drop_item_embeddings(settings)
     if options.embeddings:
         t = time.perf_counter()
         embedded, cached = write_item_embeddings(store, split, settings, progress,
@@ -198,4 +207,5 @@ def write_item_embeddings(store: GraphStore, split: Any, settings: Settings, pro
     with progress.stage("write Item.emb", len(ids)) as advance:
         store.write_vectors("Item", "emb", ids, vectors, progress=advance)
     store.create_vector_index("Item", "emb", int(vectors.shape[1]))
+    save_item_embeddings(settings, ids, vectors, split.fingerprint())
     return len(ids), len(ids) - encoded

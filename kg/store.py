@@ -42,9 +42,13 @@ class NodeArrays:
     label: str
     ids: list[str]
     properties: dict[str, list[Any]] = field(default_factory=dict)
+    _index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def index(self) -> dict[str, int]:
-        return {k: i for i, k in enumerate(self.ids)}
+        """key → position, built once (and again only if ``ids`` grew)."""
+        if len(self._index) != len(self.ids):
+            self._index = {k: i for i, k in enumerate(self.ids)}
+        return self._index
 
 
 @dataclass

@@ -136,7 +136,7 @@ def train_personas(store: GraphStore, settings: Settings, *, k: int | None = Non
     apply_torch_threads(settings)
     timer = _Timer()
     with timer("stream"):
-        arrays = stream_arrays(store, progress)
+        arrays = stream_arrays(store, settings, progress)
     with timer("metapaths"):
         paths = metapath_graphs(arrays, cfg.metapaths, cfg.max_neighbors, seed, progress)
     with timer("features"), progress.stage(f"user features ({cfg.features})") as advance:
@@ -164,10 +164,13 @@ def train_personas(store: GraphStore, settings: Settings, *, k: int | None = Non
     return summary
 
 
-def stream_arrays(store: GraphStore, progress: ProgressReporter) -> GraphArrays:
-    """The training projection of the graph as :class:`GraphArrays`."""
+def stream_arrays(store: GraphStore, settings: Settings, progress: ProgressReporter) -> GraphArrays:
+    """The training projection of the graph as :class:`GraphArrays` (item vectors from the
+    build's copy of ``Item.emb`` when it has one)."""
+    from kgrec.kg.artefacts import load_item_embeddings
+
     with progress.stage("stream training graph") as advance:
-        arrays = graph_arrays(store)
+        arrays = graph_arrays(store, load_item_embeddings(settings))
         advance(1)
     return arrays
 
