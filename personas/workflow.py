@@ -130,7 +130,10 @@ def train_personas(store: GraphStore, settings: Settings, *, k: int | None = Non
                    progress: ProgressReporter | None = None, **hparams: Any) -> PersonaSummary:
     """Train HDGI personas on the stored graph and write them back (see the module doc).
     ``hparams`` are :class:`HDGIConfig` fields (encoder, epochs, metapaths, hidden, ...)."""
-    cfg = HDGIConfig(**hparams)
+    try:
+        cfg = HDGIConfig(**hparams)
+    except TypeError as e:  # an unknown keyword
+        raise ConfigError(f"train_personas: {e}") from e
     progress = progress or NullProgress()
     seed = settings.seed if seed is None else int(seed)
     apply_torch_threads(settings)
