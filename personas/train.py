@@ -26,7 +26,8 @@ from torch import Tensor
 from kgrec.errors import ConfigError, ModelError
 
 from .hdgi import HDGI
-from .metapaths import CSR, MetaPathGraph, cap_per_source, csr_from_edges
+from .metapaths import MetaPathGraph
+from .sparse import CSR, cap_per_source, csr_from_edges
 
 EdgeLike = Tensor | np.ndarray | MetaPathGraph
 
