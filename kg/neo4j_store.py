@@ -144,9 +144,7 @@ class Neo4jStore(GraphStore):
     def create_vector_index(self, label: str, prop: str, dim: int) -> None:
         """Create the cosine vector index; one of another dimension (``--hidden`` changed) is
         dropped and rebuilt, since ``IF NOT EXISTS`` would keep it."""
-        label, prop = schema.check_label(label), schema.check_property(prop)
-        if not isinstance(dim, int) or dim <= 0:
-            raise ConfigError(f"vector dimension must be a positive int, got {dim!r}")
+        label, prop, dim = schema.check_vector_index(label, prop, dim)
         name = self._index_name(label, prop)
         old = self.run("vector_index_dimension", {"index_name": name}, read_only=True)
         if old and int(old[0]["dim"]) != dim:
