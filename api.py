@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from kgrec.errors import (
     ConfigError,
@@ -39,6 +39,14 @@ MAX_SESSION = 200
 
 # --- models -------------------------------------------------------------------------------------
 class RecommendRequest(BaseModel):
+    # the spec says what the handler enforces: a user or a non-empty session; write needs a user
+    model_config = ConfigDict(json_schema_extra={
+        "anyOf": [{"required": ["user"], "properties": {"user": {"type": "string"}}},
+                  {"required": ["session"], "properties": {"session": {"minItems": 1}}}],
+        "if": {"required": ["write"], "properties": {"write": {"const": True}}},
+        "then": {"required": ["user"], "properties": {"user": {"type": "string"}}},
+    })
+
     session: list[ItemId] = Field(default_factory=list, max_length=MAX_SESSION,
                                   description="Item ids of the current session, in order")
     user: ItemId | None = Field(default=None, description="A known user id; omit for an anonymous session")

@@ -252,6 +252,67 @@ def test_serving_while_train_personas_rewrites_vectors_and_reload(served) -> Non
     assert str(version).startswith(health["persona_model"])
 
 
+# --- schemathesis: property-based calls generated from the OpenAPI spec ---------------------------
+FUZZ_EXAMPLES = 25  # per operation and mode; bounded so that `make test` runs it
+
+
+def _store_state(settings: Settings) -> dict:
+    """Everything but RECOMMENDED edges (the only thing a call may write, with write=true)."""
+    with open_store(settings) as store:
+        counts = store.counts()
+        personas = store.execute("MATCH (u:User) RETURN u.id AS id, u.persona_version AS v ORDER BY id",
+                                 read_only=True)
+    counts["relationships"].pop("RECOMMENDED", None)
+    return {"counts": counts, "personas": personas}
+
+
+def _fuzz(op, mode, calls: dict, failures: list) -> None:
+    """Up to FUZZ_EXAMPLES generated cases of one operation in one mode (valid or invalid data)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis.errors import Unsatisfiable
+    from schemathesis.errors import FailureGroup
+
+    name = f"{op.method.upper()} {op.path}"
+
+    @given(case=op.as_strategy(generation_mode=mode))
+    @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
+              database=None)
+    def run(case) -> None:
+        response = case.call(timeout=30)
+        seen = calls.setdefault(name, {})
+        seen[response.status_code] = seen.get(response.status_code, 0) + 1
+        try:
+            case.validate_response(response)
+        except FailureGroup as e:  # collect; the test reports every operation's failures at once
+            failures.append(f"{name} [{mode.value}]: " + "; ".join(str(x).splitlines()[0] for x in e.exceptions))
+
+    try:
+        run()
+    except Unsatisfiable:  # an operation without parameters has no invalid input to send
+        assert mode.value == "negative", name
+
+
+@pytest.mark.slow
+def test_fuzz_openapi_with_schemathesis(served) -> None:
+    """Valid and invalid requests generated from /openapi.json for every operation: no 500s, no
+    hangs (30 s per call), responses that conform to the spec, and the store unchanged."""
+    import schemathesis
+    from schemathesis import GenerationMode
+
+    schema = schemathesis.openapi.from_url(f"{served['client'].base_url}/openapi.json")
+    before = _store_state(served["settings"])
+    calls: dict[str, dict[int, int]] = {}
+    failures: list[str] = []
+    for result in schema.get_all_operations():
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            _fuzz(result.ok(), mode, calls, failures)
+    print(f"\nschemathesis: {sum(sum(c.values()) for c in calls.values())} calls, status codes per "
+          f"operation: {calls}")
+    assert calls and not any(code >= 500 for c in calls.values() for code in c), calls
+    assert failures == [], failures[:10]
+    assert _store_state(served["settings"]) == before  # nothing but write-back changed the store
+
+
 def test_store_down_is_503_not_a_traceback(served) -> None:
     """Last in the module: kill the home's database under the running service."""
     import json
