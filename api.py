@@ -8,10 +8,11 @@ available); anything else is a JSON 500 without a traceback (the traceback goes 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -148,9 +149,9 @@ def create_app(settings: Any = None) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
     state: dict[str, Any] = {}
-    # model work is CPU-bound and holds the GIL for much of a request: more threads than cores only
-    # thrash (measured: 50 clients on 40 pool threads answered a third of what 10 clients did)
-    compute = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+    # model work is CPU-bound and holds the GIL for much of a request: it runs on one dedicated
+    # thread per core (more threads only thrash, and each grows its own malloc arena)
+    compute = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="kgrec-model")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -173,6 +174,7 @@ def create_app(settings: Any = None) -> FastAPI:
         try:
             yield
         finally:
+            compute.shutdown(wait=True)
             state["writeback"].close()
             state["service"].close()
             store.close()
@@ -224,9 +226,8 @@ def create_app(settings: Any = None) -> FastAPI:
         if req.write and req.user is None:
             raise ConfigError("write needs a known user (anonymous sessions have no User node)")
         service = state["service"]
-        with compute:
-            recs = recommend(service.snapshot, state["store"], settings, user=req.user, session=req.session,
-                             k=req.k, exclude_seen=req.exclude_seen)
+        recs = recommend(service.snapshot, state["store"], settings, user=req.user, session=req.session,
+                         k=req.k, exclude_seen=req.exclude_seen)
         metrics.persona_source.labels(recs.persona_source).inc()
         queued = False
         if req.write:
@@ -238,27 +239,28 @@ def create_app(settings: Any = None) -> FastAPI:
                                  write_queued=queued)
 
     @app.get("/recommend", response_model=RecommendResponse, responses=ERRORS, tags=["recommend"])
-    def recommend_get(user: Annotated[str, Query(min_length=1, max_length=200)],
-                      k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
-                      exclude_seen: bool = False) -> RecommendResponse:
+    async def recommend_get(user: Annotated[str, Query(min_length=1, max_length=200)],
+                            k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+                            exclude_seen: bool = False) -> RecommendResponse:
         """Next items for a known user (their persona from the snapshot, their history as session)."""
-        return _recommend(RecommendRequest(user=user, k=k, exclude_seen=exclude_seen))
+        req = RecommendRequest(user=user, k=k, exclude_seen=exclude_seen)
+        return await asyncio.get_running_loop().run_in_executor(compute, _recommend, req)
 
     @app.post("/recommend", response_model=RecommendResponse, responses=ERRORS, tags=["recommend"])
-    def recommend_post(req: RecommendRequest) -> RecommendResponse:
+    async def recommend_post(req: RecommendRequest) -> RecommendResponse:
         """Next items for a session; without ``user`` the session is anonymous (inductive persona)."""
         if req.user is None and not req.session:
             raise ConfigError("give a user, a non-empty session, or both")
-        return _recommend(req)
+        return await asyncio.get_running_loop().run_in_executor(compute, _recommend, req)
 
     @app.get("/explain", response_model=list[ExplanationOut], responses=ERRORS, tags=["explain"])
     def explain(user: Annotated[str, Query(min_length=1, max_length=200)],
                 item: Annotated[str, Query(min_length=1, max_length=200)],
                 n: Annotated[int, Query(ge=1, le=50)] = 5) -> list[ExplanationOut]:
         """Why ITEM for USER: graph paths with a score and a sentence."""
-        from kgrec.recommender.explain import explain as run
+        from kgrec.recommender.workflow import explain as run
 
-        return [ExplanationOut(**e.to_dict()) for e in run(state["store"], user, item, n=n)]
+        return [ExplanationOut(**e.to_dict()) for e in run(state["store"], settings, user=user, item=item, n=n)]
 
     @app.get("/personas", response_model=list[PersonaGroup], tags=["personas"])
     def personas() -> list[PersonaGroup]:
