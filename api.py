@@ -20,6 +20,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kgrec.errors import (
     ConfigError,
@@ -107,7 +108,8 @@ class ErrorOut(BaseModel):
     detail: list[Any] | None = None
 
 
-ERRORS = {404: {"model": ErrorOut}, 422: {"model": ErrorOut}, 503: {"model": ErrorOut}}
+ERRORS = {400: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut},
+          503: {"model": ErrorOut}}
 
 
 def _status(e: KgrecError) -> int:
@@ -214,6 +216,10 @@ def create_app(settings: Any = None) -> FastAPI:
         first = errs[0] if errs else {"loc": [], "msg": "invalid request"}
         return error(request, 422, "ValidationError",
                      f"invalid {'.'.join(map(str, first['loc']))}: {first['msg']}", errs)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, e: StarletteHTTPException):  # e.g. 400 for an unparsable body
+        return error(request, e.status_code, "HTTPError", str(e.detail))
 
     @app.exception_handler(Exception)
     async def internal(request: Request, e: Exception):

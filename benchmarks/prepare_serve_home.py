@@ -30,18 +30,22 @@ def main() -> None:
     ap.add_argument("--persona-epochs", type=int, default=200)
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--fusions", default="prefix,gate", help="retriever fusions tried (best on validation)")
+    ap.add_argument("--recommender-only", action="store_true", help="keep the graph and personas")
     a = ap.parse_args()
     settings = Settings(home=a.home, torch_threads=a.threads)
     apply_torch_threads(settings)
     progress = RichProgress()
     t0 = time.perf_counter()
     with open_store(settings) as store:
-        build(store, settings, BuildOptions(kind=a.dataset, data=a.data, fresh=True), progress)
-        if a.dataset == "movielens":
-            link_graph(store, settings, mapping=DEMO_DIR / "dbpedia" / "movielens-to-dbpedia.tsv",
-                       sparql_data=DEMO_DIR / "dbpedia")
-        train_personas(store, settings, epochs=a.persona_epochs, progress=progress)
-        rec.train(store, settings, epochs=a.epochs, progress=progress, fit_kwargs=FIT)
+        if not a.recommender_only:
+            build(store, settings, BuildOptions(kind=a.dataset, data=a.data, fresh=True), progress)
+            if a.dataset == "movielens":
+                link_graph(store, settings, mapping=DEMO_DIR / "dbpedia" / "movielens-to-dbpedia.tsv",
+                           sparql_data=DEMO_DIR / "dbpedia")
+            train_personas(store, settings, epochs=a.persona_epochs, progress=progress)
+        rec.train(store, settings, epochs=a.epochs, progress=progress, fit_kwargs=FIT,
+                  fusions=tuple(a.fusions.split(",")))
         print("counts:", store.counts())
     print(f"home {a.home} ready in {time.perf_counter() - t0:.0f}s")
 
