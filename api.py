@@ -34,7 +34,9 @@ from kgrec.errors import (
 
 log = logging.getLogger("kgrec.serve")
 
-ItemId = Annotated[str, Field(min_length=1, max_length=200)]
+NO_NUL = r"^[^\x00]+$"  # ids never hold NUL (FalkorDB cannot take it in a parameter)
+ItemId = Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)]
+IdQuery = Annotated[str, Query(min_length=1, max_length=200, pattern=NO_NUL)]
 MAX_K = 100
 MAX_SESSION = 200
 
@@ -245,7 +247,7 @@ def create_app(settings: Any = None) -> FastAPI:
                                  write_queued=queued)
 
     @app.get("/recommend", response_model=RecommendResponse, responses=ERRORS, tags=["recommend"])
-    async def recommend_get(user: Annotated[str, Query(min_length=1, max_length=200)],
+    async def recommend_get(user: IdQuery,
                             k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
                             exclude_seen: bool = False) -> RecommendResponse:
         """Next items for a known user (their persona from the snapshot, their history as session)."""
@@ -260,8 +262,7 @@ def create_app(settings: Any = None) -> FastAPI:
         return await asyncio.get_running_loop().run_in_executor(compute, _recommend, req)
 
     @app.get("/explain", response_model=list[ExplanationOut], responses=ERRORS, tags=["explain"])
-    def explain(user: Annotated[str, Query(min_length=1, max_length=200)],
-                item: Annotated[str, Query(min_length=1, max_length=200)],
+    def explain(user: IdQuery, item: IdQuery,
                 n: Annotated[int, Query(ge=1, le=50)] = 5) -> list[ExplanationOut]:
         """Why ITEM for USER: graph paths with a score and a sentence."""
         from kgrec.recommender.workflow import explain as run
