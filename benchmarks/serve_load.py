@@ -203,6 +203,7 @@ def main() -> None:
     ap.add_argument("--clients", default="10,50,200")
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--warmup", type=float, default=5.0, help="seconds of load before the first level, not counted")
     ap.add_argument("--users", type=int, default=2000, help="known users sampled for the mix")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write the results here")
@@ -228,8 +229,11 @@ def main() -> None:
               f"{health['versions']['items']} items, snapshot loaded in {health['versions']['load_seconds']}s")
         pid = proc.pid if proc else None
         rss0 = rss_mib(pid) if pid else None
+        levels = [int(x) for x in a.clients.split(",")]
+        if a.warmup > 0:
+            asyncio.run(run_level(url, levels[0], a.warmup, users, items, a.seed + 1, None))
         rows = []
-        for c in (int(x) for x in a.clients.split(",")):
+        for c in levels:
             if driver == "wrk":
                 row = run_wrk(url, c, a.seconds, users, items, a.seed, pid, a.home)
             else:
@@ -243,7 +247,8 @@ def main() -> None:
             proc.terminate()
             proc.wait(timeout=60)
     print(f"\nhome {a.home}, {len(items)} items, driver {driver}, workers {a.workers}, {a.seconds:.0f} s per level, "
-          f"mix 50% known user GET / 50% anonymous 3-5 item session POST, k=10, server RSS at start "
+          f"{a.warmup:.0f} s warm-up not counted, mix 50% known user GET / 50% anonymous 3-5 item session POST, "
+          f"k=10, server RSS at start "
           f"{rss0:.0f} MiB" if rss0 else "")
     print("| clients | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | RSS MiB start→end (max) |")
     print("|---:|---:|---:|---:|---:|---:|---:|---|")
