@@ -81,7 +81,10 @@ def served(tmp_path_factory, shared_cache):
     try:
         proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        proc.kill()  # it released no lease: stop the home's server here, or it is orphaned
+        from kgrec.kg import falkordb_server
+
+        falkordb_server.unpin(home)
     log.close()
     assert "Traceback" not in (home / "serve.log").read_text()
 
