@@ -87,8 +87,9 @@ class PersonaGroup(BaseModel):
     persona: str
     label: str | None = None
     size: int | None = None
-    top_features: list[Any] | None = None
-    top_entities: list[Any] | None = None
+    top_genres: list[str] | None = None
+    top_people: list[str] | None = None
+    top_items: list[str] | None = None
 
 
 class Health(BaseModel):
@@ -314,7 +315,7 @@ def create_app(settings: Any = None) -> FastAPI:
 def _group(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     out["persona"] = str(out.get("persona"))
-    for key in ("top_features", "top_entities"):
+    for key in ("top_genres", "top_people", "top_items"):
         if isinstance(out.get(key), str):
             out[key] = [out[key]]
     return out

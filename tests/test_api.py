@@ -173,6 +173,7 @@ def test_personas(served) -> None:
     c = served["client"]
     groups = c.get("/personas").json()
     assert len(groups) == PERSONAS["k"] and sum(g["size"] for g in groups) == len(served["users"])
+    assert all(isinstance(g["top_items"], list) and g["top_items"] for g in groups)  # the analyst's columns
     one = c.get(f"/personas/{groups[0]['persona']}")
     assert one.status_code == 200 and one.json() == groups[0]
 
