@@ -124,6 +124,9 @@ def test_a_nul_character_in_a_parameter_is_a_data_error(store) -> None:
     so a NUL in a value truncated it and the server answered with a syntax error (HTTP 500)."""
     from kgrec.errors import DataError
 
+    if store.backend == "neo4j":
+        pytest.skip("dialect: Neo4j takes NUL characters in parameters (Bolt strings are length-prefixed); "
+                    "the limit is FalkorDB's text parameter protocol")
     store.upsert_nodes("User", [{"key": "u1", "props": {}}])
     for params in ({"user": "a\x00b"}, {"ids": ["ok", "x\x00"]}, {"rows": [{"key": "k", "props": {"t": "\x00"}}]}):
         with pytest.raises(DataError, match="NUL"):
