@@ -105,7 +105,7 @@ def test_graph_arrays_load_without_pickle(tmp_path) -> None:
 
 
 def test_no_pickle_loads_in_the_code() -> None:
-    """No ``allow_pickle=True``, ``pickle.load`` or unsafe ``torch.load`` in kgrec's own code."""
+    """No pickle-enabled ``np.load``, ``pickle.load`` or unsafe ``torch.load`` in kgrec's own code."""
     pattern = re.compile(r"allow_pickle\s*=\s*True|pickle\.loads?\(|weights_only\s*=\s*False")
     offenders = []
     for path in REPO.rglob("*.py"):
