@@ -17,6 +17,7 @@ import secrets
 import shutil
 import signal
 import socket
+import string
 import subprocess
 import time
 from dataclasses import dataclass
@@ -140,7 +141,9 @@ def _password(home: Path) -> str:
     path = home / PASSWORD_FILE
     if path.is_file():
         return path.read_text().strip()
-    pw = secrets.token_urlsafe(24)
+    # letters and digits only: a leading "-" (token_urlsafe can start with one) makes neo4j-admin
+    # read the password as an option and fail
+    pw = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
     _write_private(path, pw)
     return pw
 
