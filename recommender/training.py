@@ -70,17 +70,20 @@ class FitResult:
     best_epoch: int = -1
     best_valid_ndcg: float = float("-inf")
     history: list[dict] = field(default_factory=list)
+    stopped: bool = False  # ended by ``should_stop`` (not by patience)
 
 
 def fit(model, windows: TrainWindows, valid: EvalExamples, *, train_persona: np.ndarray | None = None,
         valid_persona: np.ndarray | None = None, epochs: int = 50, batch_size: int = 128,
         lr: float = 1e-3, weight_decay: float = 0.0, patience: int = 5, seed: int = 0,
         device: str = "cpu", progress: Callable[[str], None] | None = None,
-        name: str = "model", exclude_seen: bool = False) -> FitResult:
+        name: str = "model", exclude_seen: bool = False,
+        should_stop: Callable[[int], bool] | None = None) -> FitResult:
     """Adam training; after every epoch evaluate NDCG@10 on ``valid`` and keep the best weights.
 
-    Stops after ``patience`` epochs without improvement; the model ends with the best
-    validation state loaded. Fully determined by ``seed`` on CPU.
+    Stops after ``patience`` epochs without improvement, or when ``should_stop(epoch)``
+    (asked before each epoch after the first, e.g. a time budget) returns True; the model ends
+    with the best validation state loaded. Fully determined by ``seed`` on CPU.
     """
     import torch
 
@@ -96,6 +99,9 @@ def fit(model, windows: TrainWindows, valid: EvalExamples, *, train_persona: np.
     best_state = copy.deepcopy(model.state_dict())
     bad = 0
     for epoch in range(epochs):
+        if epoch and should_stop is not None and should_stop(epoch):
+            res.stopped = True
+            break
         model.train()
         perm = torch.randperm(len(inputs), generator=gen)
         total, n = 0.0, 0
