@@ -13,9 +13,7 @@ to the vocabulary, User.persona, and the history-user (mean train item embedding
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
-import pickle
 import time
 from pathlib import Path
 
@@ -34,13 +32,13 @@ def export(home: Path, out: Path) -> None:
     frames = {name: getattr(inp.split, name) for name in ("train", "valid", "test", "items")}
     keep = ["user", "item", "ts", "order", "session"]
     frames = {k: (v[[c for c in keep if c in v.columns]] if k != "items" else v[["item"]]) for k, v in frames.items()}
-    with gzip.open(out / "frames.pkl.gz", "wb") as f:
-        pickle.dump(frames, f, protocol=5)
+    for name, frame in frames.items():  # parquet, not pickle: loading never runs code
+        frame.to_parquet(out / f"{name}.parquet", index=False)
     users = sorted(inp.personas)
     # history-user vectors are recomputed from the train frame by `run` (they are big)
     np.savez_compressed(out / "arrays.npz", item_table=inp.item_table.astype(np.float32),
-                        item_ids=np.asarray(inp.vocab.ids, dtype=object),
-                        persona_users=np.asarray(users, dtype=object),
+                        item_ids=np.asarray(inp.vocab.ids, dtype=str),
+                        persona_users=np.asarray(users, dtype=str),
                         personas=np.stack([inp.personas[u] for u in users]).astype(np.float32))
     (out / "meta.json").write_text(json.dumps({"fingerprint": inp.fingerprint,
                                                "persona_version": inp.persona_version}))
@@ -57,14 +55,15 @@ def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: 
 
     if threads:
         torch.set_num_threads(threads)
-    with gzip.open(inputs / "frames.pkl.gz", "rb") as f:
-        frames = pickle.load(f)
+    import pandas as pd
+
+    frames = {name: pd.read_parquet(inputs / f"{name}.parquet") for name in ("train", "valid", "test", "items")}
     if users:  # a seeded random subsample of users (all their rows), the catalogue stays whole
         n_test_users = frames["test"]["user"].nunique()
         frames = subsample_users(frames, users)
         print(f"subsample: {frames['test']['user'].nunique()} of {n_test_users} test users, "
               f"{len(frames['train'])} train rows")
-    z = np.load(inputs / "arrays.npz", allow_pickle=True)
+    z = np.load(inputs / "arrays.npz", allow_pickle=False)
     personas = dict(zip(z["persona_users"].tolist(), z["personas"]))
     item_ids = z["item_ids"].tolist()
     history = history_user_embeddings(frames["train"], ItemVocab(item_ids[1:]), z["item_table"])
