@@ -165,7 +165,8 @@ def run_ours(frames, *, epochs: int, patience: int, threads: int, seed: int, say
                    inner_size=HP["inner_size"], max_len=ml, dropout=HP["dropout"], loss_type="ce")
     stamps = [time.perf_counter()]
     res = fit(model, windows, valid, epochs=epochs, batch_size=HP["batch_size"], lr=HP["lr"], patience=patience,
-              seed=seed, name="kgrec", progress=lambda m: (stamps.append(time.perf_counter()), say("  " + m)),
+              seed=seed, name="kgrec",
+              progress=lambda m: (stamps.append(time.perf_counter()), say(f"  [{stamps[-1] - t0:6.0f} s] {m}")),
               should_stop=lambda _e: budget(stamps[-1] - stamps[-2]))
     ranks = [ranks_from_scores(s, torch.as_tensor(test.targets[sl])).numpy() for sl, s in score_examples(model, test)]
     import numpy as np
@@ -279,7 +280,7 @@ def start_recbole(data_dir: Path, work: Path, venv: Path, *, epochs: int, patien
         for line in proc.stdout:
             log.append(line)
             if line.startswith("  recbole epoch"):
-                say(line.rstrip())
+                say(f"  [{time.perf_counter() - t0:6.0f} s] {line.strip()}")
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
