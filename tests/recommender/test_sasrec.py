@@ -32,7 +32,7 @@ def test_legacy_encoder_input_is_unchanged():
     torch.manual_seed(0)
     enc = CausalEncoder(16, 1, 1, 5, 0.0)
     assert enc.input_norm is None and enc.blocks[0].linear1.out_features == 16
-    assert float(enc.pos.weight.std()) > 0.5  # PyTorch's N(0, 1) default
+    assert float(enc.pos.weight.detach().std()) > 0.5  # PyTorch's N(0, 1) default
 
 
 def test_inner_size_and_config_round_trip():
