@@ -363,7 +363,8 @@ def main() -> None:
         f" users={a.users or 'all'} k_core={a.k_core}")
     say(f"hyper-parameters (both): {json.dumps(HP)} loss=CE patience={a.patience} epoch cap={a.epochs}"
         + (f" (RecBole capped at {rb_epochs})" if rb_epochs != a.epochs else "")
-        + f" early stop on valid NDCG@10; threads={a.threads} seed={a.seed}")
+        + f" early stop on valid NDCG@10; threads={a.threads} seed={a.seed}"
+        + f" deadline={a.deadline or 'none'} parallel={a.parallel}")
     say(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared), "
         f"load average {os.getloadavg()[0]:.2f}; started {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
 
