@@ -28,6 +28,7 @@ class BuildOptions:
     data: Path
     k_core: int = 5
     session_gap_s: float = 24 * 3600.0
+    session_len: int | None = None  # order-only data: items per session (None: leave-last-out)
     embeddings: bool = True
     embedding_model: str | None = None
     strict: bool = False
@@ -99,7 +100,8 @@ def build(store: GraphStore, settings: Settings, options: BuildOptions,
 
     t = time.perf_counter()
     with progress.stage("preprocess (dedupe, k-core, sessions, split)") as advance:
-        split = preprocess(ds, k_core=options.k_core, session_gap_s=options.session_gap_s)
+        split = preprocess(ds, k_core=options.k_core, session_gap_s=options.session_gap_s,
+                           session_len=options.session_len)
         advance(1)
     timings["preprocess"] = time.perf_counter() - t
 
@@ -137,7 +139,7 @@ def build(store: GraphStore, settings: Settings, options: BuildOptions,
         seconds={k: round(v, 2) for k, v in timings.items()})
     (settings.home / BUILD_META).write_text(json.dumps({
         "dataset": options.kind, "data": str(options.data), "fingerprint": fingerprint,
-        "k_core": options.k_core, "session_gap_s": options.session_gap_s,
+        "k_core": options.k_core, "session_gap_s": options.session_gap_s, "session_len": options.session_len,
         "embedding_model": (options.embedding_model or settings.embedding_model) if options.embeddings else None,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "counts": counts,
     }, indent=2))

@@ -18,6 +18,10 @@ Steps (all vectorised over integer codes):
      (and validation) interaction of the same user.
    * ORDER: each user's sequence is one session; leave-last-out: last item test, second to last
      validation, the rest train. Users with fewer than 3 items stay wholly in train.
+     With ``session_len`` (order-only data has no time to cut sessions by), the sequence is cut
+     into sessions of ``session_len`` consecutive items counted back from the last item (the
+     earliest session may be shorter), then split like TIMESTAMP data: last session test, the
+     one before validation, users with fewer than 3 sessions wholly in train.
    * NONE: everything is train; valid and test are empty (KGAT's ``test.txt`` is loaded
      separately with :func:`kgrec.kg.loaders.load_kgat_with_test`).
 
@@ -225,6 +229,7 @@ def preprocess(
     k_core: int = 5,
     session_gap_s: float = 3600 * 24,
     min_session_len: int = 1,
+    session_len: int | None = None,
 ) -> Split:
     """Deduplicate, k-core filter, sessionise and split ``ds``; see the module docstring."""
     if int(k_core) != k_core:
@@ -233,6 +238,8 @@ def preprocess(
         raise ConfigError(f"session_gap_s must be >= 0 seconds, got {session_gap_s!r}")
     if int(min_session_len) != min_session_len or min_session_len < 1:
         raise ConfigError(f"min_session_len must be an integer >= 1, got {min_session_len!r}")
+    if session_len is not None and (int(session_len) != session_len or session_len < 1):
+        raise ConfigError(f"session_len must be an integer >= 1, got {session_len!r}")
     k_core, min_session_len = int(k_core), int(min_session_len)
     ordering = Ordering(ds.ordering)
     df = ds.interactions
@@ -241,7 +248,7 @@ def preprocess(
         raise DataError(f"data set {ds.name!r}: interactions lack column(s) {', '.join(missing)}")
     stats: dict[str, Any] = {
         "ordering": ordering.value, "k_core": k_core, "session_gap_s": float(session_gap_s),
-        "min_session_len": min_session_len, "raw_interactions": len(df),
+        "min_session_len": min_session_len, "session_len": session_len, "raw_interactions": len(df),
     }
 
     ucode, uvals = pd.factorize(df["user"].astype(str), sort=False)
@@ -290,6 +297,14 @@ def preprocess(
         pos = np.arange(n) - np.maximum.accumulate(np.where(starts, np.arange(n), 0))
         if ordering is Ordering.TIMESTAMP:
             last = _user_broadcast(u, sess)  # index of the user's last session
+            held = last >= 2
+            part[held & (sess == last)] = 2
+            part[held & (sess == last - 1)] = 1
+        elif ordering is Ordering.ORDER and session_len:
+            back = (_user_broadcast(u, pos) - pos) // int(session_len)  # 0 = the user's last chunk
+            first = np.maximum.accumulate(np.where(starts, np.arange(n), 0))  # the user's first row
+            sess = (back[first] - back).astype(np.int64)
+            last = _user_broadcast(u, sess)
             held = last >= 2
             part[held & (sess == last)] = 2
             part[held & (sess == last - 1)] = 1

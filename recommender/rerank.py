@@ -30,6 +30,7 @@ class CandidateSet:
     sas: np.ndarray  # [N, K] SASRec scores
     targets: np.ndarray  # [N]
     retr_rank: np.ndarray  # [N] target rank in the retriever's full ranking
+    prefix_len: np.ndarray | None = None  # [N] prefix length of each example (for the breakdown)
 
 
 def zscore(x, eps: float = 1e-6):
@@ -76,7 +77,8 @@ def build_candidates(retriever, sasrec, examples: EvalExamples, persona: np.ndar
                 full = retriever.score(seqs, torch.as_tensor(persona[sl], device=device))
             if exclude_seen:
                 full = full.clone()
-                full.scatter_(1, seqs, -torch.inf)
+                full.scatter_(1, torch.as_tensor(examples.seen_matrix(sl), device=device), -torch.inf)
+                full[:, 0] = -torch.inf
             rr = ranks_from_scores(full, tg)
             kk = min(k, full.shape[1] - 1)
             v, c = full.topk(kk, dim=1)
@@ -84,7 +86,8 @@ def build_candidates(retriever, sasrec, examples: EvalExamples, persona: np.ndar
             for key, val in (("cands", c), ("retr", v), ("sas", sas), ("retr_rank", rr)):
                 out[key].append(val.cpu().numpy())
     cat = {key: np.concatenate(v) if v else np.zeros((0, k)) for key, v in out.items()}
-    return CandidateSet(cat["cands"], cat["retr"], cat["sas"], examples.targets.copy(), cat["retr_rank"])
+    return CandidateSet(cat["cands"], cat["retr"], cat["sas"], examples.targets.copy(), cat["retr_rank"],
+                        examples.prefix_len.copy())
 
 
 def pipeline_ranks(cs: CandidateSet, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -121,8 +124,9 @@ def tune_alpha(valid: CandidateSet, grid=DEFAULT_ALPHA_GRID, metric: str = "NDCG
 
 
 def evaluate_pipeline(cs: CandidateSet, alpha: float, num_items: int,
-                      head_mask: np.ndarray | None = None) -> dict[str, float]:
+                      head_mask: np.ndarray | None = None) -> tuple[dict[str, float], dict]:
+    """(metrics, prefix-length breakdown) of the reranked candidates."""
     acc = RankingAccumulator(num_items, head_mask)
     r, top10 = pipeline_ranks(cs, alpha)
-    acc.add_ranks(r, cs.targets, top10)
-    return acc.compute()
+    acc.add_ranks(r, cs.targets, top10, cs.prefix_len)
+    return acc.compute(), acc.breakdown()

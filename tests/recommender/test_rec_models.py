@@ -12,7 +12,7 @@ from kgrec.recommender.training import evaluate_scorer, fit
 
 @pytest.fixture(scope="module")
 def prepared(tiny):
-    from kgrec.recommender.evaluate import prepare
+    from kgrec.recommender.recipe import prepare
 
     split, emb, personas = tiny
     return prepare(split, emb, personas, max_len=12)
@@ -137,7 +137,7 @@ def test_topk_backends_agree():
 
 def test_baselines(prepared):
     n = len(prepared.vocab)
-    seqs = torch.as_tensor(prepared.test.seqs[:3])
+    seqs = torch.as_tensor(prepared.test.seqs[prepared.test.prefix_len > 0][:3])
     pop = Popularity(prepared.counts).score(seqs)
     assert pop.shape == (3, n) and torch.isinf(pop[:, 0]).all()
     sim = LLMSeqSim(prepared.item_table, "last")

@@ -37,7 +37,7 @@ def test_alpha_tuned_on_validation_only():
     assert alpha == 1.0
     # the test set would prefer alpha = 0, but tuning never sees it
     assert tune_alpha(test_retr_good, grid=(0.0, 1.0))[0] == 0.0
-    m = evaluate_pipeline(test_retr_good, alpha, num_items=6)
+    m, _ = evaluate_pipeline(test_retr_good, alpha, num_items=6)
     assert m["HR@10"] == 1.0 and m["MRR"] == pytest.approx(1 / 4)
 
 
