@@ -4,27 +4,14 @@ Input frames carry the canonical interaction columns (``user, item, ts, order,
 rating``, see :mod:`kgrec.kg.tables`) plus a ``session`` string id; rows are
 sorted by time per user (we re-sort stably by ``ts`` then ``order`` anyway).
 
-Evaluation protocol
--------------------
-For every user with held-out rows (``valid`` or ``test``) we predict **every next
-item inside the held-out session** given the prefix:
+What a model sees in training and evaluation is decided by the protocol
+(:mod:`kgrec.recommender.protocols`); this module gives the pieces: per-user and per-session
+sequences, causal training windows and :class:`EvalExamples`.
 
-* history = all of the user's ``train`` items in time order (for the test set,
-  followed by the user's ``valid`` items), then the earlier items of the held-out
-  session;
-* target = the next held-out item.
-
-A held-out session of n items therefore gives n examples (the first one is
-predicted from the history alone). For ``Ordering.ORDER`` data the held-out
-"session" is the single last (test) or second-to-last (valid) item, so there is
-exactly one example per user. Histories are truncated to their last ``max_len``
-items. Metrics are averaged over examples (micro average).
-
-Training examples are all prefixes of each user's ``train`` sequence: the model
-is fed windows of ``max_len`` items with the next item as the target at every
-position; under causal attention each position is exactly one prefix example
-(truncated to ``max_len``). Sequences longer than ``max_len + 1`` are cut into
-windows so that every prefix appears once.
+Training windows pack prefixes of a sequence: the model is fed windows of ``max_len`` items
+with the next item as the target at every position; under causal attention each position is
+exactly one prefix example (truncated to ``max_len``). Sequences longer than ``max_len + 1``
+are cut into windows so that every prefix appears once.
 
 Index 0 of the vocabulary is padding; sequences are **left**-padded, so the most
 recent item is always in the last column.
@@ -214,12 +201,15 @@ class EvalExamples:
         return self.seen_items[self.seen_ptr[i]:self.seen_ptr[i + 1]]
 
     def seen_matrix(self, sl: slice) -> np.ndarray:
-        """[B, S] left-aligned seen items of the examples in ``sl`` (0 = padding)."""
-        rows = [self.seen(i) for i in range(*sl.indices(len(self)))]
-        width = max((len(r) for r in rows), default=0)
-        out = np.zeros((len(rows), max(width, 1)), dtype=np.int64)
-        for j, r in enumerate(rows):
-            out[j, :len(r)] = r
+        """[B, S] left-aligned seen items of the examples in ``sl`` (0 = padding), built without a
+        per-example loop."""
+        lo, hi, _ = sl.indices(len(self))
+        ptr = self.seen_ptr[lo:hi + 1]
+        lens = np.diff(ptr)
+        out = np.zeros((len(lens), max(int(lens.max(initial=0)), 1)), dtype=np.int64)
+        rows = np.repeat(np.arange(len(lens)), lens)
+        cols = np.arange(int(lens.sum())) - np.repeat(ptr[:-1] - ptr[0], lens)
+        out[rows, cols] = self.seen_items[ptr[0]:ptr[-1]]
         return out
 
     def subset(self, idx: np.ndarray) -> EvalExamples:
