@@ -18,7 +18,7 @@ from kgrec.display import jsonable as _jsonable
 from kgrec.display import print_counts as _print_counts
 from kgrec.display import print_rows as _print_rows
 from kgrec.errors import ConfigError, KgrecError, ModelError, NotFoundError
-from kgrec.recommender.protocols import Protocol
+from kgrec.recommender.protocols import PROTOCOLS, check_protocol
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="kgrec: a knowledge-graph, persona-driven session recommender.")
@@ -418,9 +418,9 @@ def evaluate(
     users: Annotated[int | None, typer.Option(
         min=1, help="Evaluate a seeded subsample of N held-out users (the whole catalogue is still ranked)")]
     = None,
-    protocol: Annotated[Protocol, typer.Option(
-        help="session: only the current session's prefix is seen, the past comes through the persona; "
-        "loo: time-ordered leave-one-out over the full history")] = Protocol.session,
+    protocol: Annotated[str, typer.Option(
+        help=f"One of {', '.join(PROTOCOLS)}. session: only the current session's prefix is seen, the past "
+        "comes through the persona; loo: time-ordered leave-one-out over the full history")] = "session",
     exclude_seen: Annotated[bool, typer.Option(
         "--exclude-seen/--include-seen", help="Rank only items the user has not had before (the build drops "
         "repeated user-item pairs, so a seen item is never a target)")] = True,
@@ -433,10 +433,11 @@ def evaluate(
     from kgrec.progress import RichProgress
     from kgrec.recommender.workflow import evaluate as run
 
+    proto = check_protocol(protocol)  # before the database is opened: a one-line error listing the choices
     settings = _settings(home=home, graph_uri=graph)
     with _store(settings) as store:
         _, paths = run(store, settings, seeds=tuple(range(seeds)), epochs=epochs, device=device,
-                       progress=RichProgress(), users=users, protocol=protocol.value, exclude_seen=exclude_seen)
+                       progress=RichProgress(), users=users, protocol=proto.value, exclude_seen=exclude_seen)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(paths["json"], json_path)

@@ -3,7 +3,7 @@
     # 1. on the machine with the built home: export what evaluate_all needs (~50 MB for Games)
     .venv/bin/python benchmarks/evaluate_offline.py export --home /tmp/games --out /tmp/games-eval
     # 2. anywhere with torch, numpy and pandas (the kgrec source on PYTHONPATH):
-    python benchmarks/evaluate_offline.py run --inputs /tmp/games-eval --device cuda --seeds 3
+    python benchmarks/evaluate_offline.py run --inputs /tmp/games-eval --device cuda --seeds 3 --protocol session
 
 `run` prints the Markdown table and writes results.md/json (+ png when matplotlib is there).
 The inputs are exactly what `kgrec evaluate` feeds the harness: the saved split, Item.emb aligned
@@ -13,9 +13,7 @@ to the vocabulary, User.persona, and the history-user (mean train item embedding
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
-import pickle
 import time
 from pathlib import Path
 
@@ -34,13 +32,13 @@ def export(home: Path, out: Path) -> None:
     frames = {name: getattr(inp.split, name) for name in ("train", "valid", "test", "items")}
     keep = ["user", "item", "ts", "order", "session"]
     frames = {k: (v[[c for c in keep if c in v.columns]] if k != "items" else v[["item"]]) for k, v in frames.items()}
-    with gzip.open(out / "frames.pkl.gz", "wb") as f:
-        pickle.dump(frames, f, protocol=5)
+    for name, f in frames.items():  # parquet, not pickle: the inputs may travel to another machine
+        f.to_parquet(out / f"{name}.parquet", index=False)
     users = sorted(inp.personas)
     # history-user vectors are recomputed from the train frame by `run` (they are big)
     np.savez_compressed(out / "arrays.npz", item_table=inp.item_table.astype(np.float32),
-                        item_ids=np.asarray(inp.vocab.ids, dtype=object),
-                        persona_users=np.asarray(users, dtype=object),
+                        item_ids=np.asarray(inp.vocab.ids, dtype=str),
+                        persona_users=np.asarray(users, dtype=str),
                         personas=np.stack([inp.personas[u] for u in users]).astype(np.float32))
     (out / "meta.json").write_text(json.dumps({"fingerprint": inp.fingerprint,
                                                "persona_version": inp.persona_version}))
@@ -49,7 +47,9 @@ def export(home: Path, out: Path) -> None:
 
 
 def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: int | None,
-        fit_kwargs: dict, users: int | None = None) -> None:
+        fit_kwargs: dict, users: int | None = None, protocol: str = "session", exclude_seen: bool = True,
+        fusions: tuple[str, ...] = ("prefix", "gate")) -> None:
+    import pandas as pd
     import torch
 
     from kgrec.recommender.data import ItemVocab, history_user_embeddings
@@ -57,15 +57,14 @@ def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: 
 
     if threads:
         torch.set_num_threads(threads)
-    with gzip.open(inputs / "frames.pkl.gz", "rb") as f:
-        frames = pickle.load(f)
+    frames = {name: pd.read_parquet(inputs / f"{name}.parquet") for name in ("train", "valid", "test", "items")}
     if users:  # a seeded random subsample of users (all their rows), the catalogue stays whole
         n_test_users = frames["test"]["user"].nunique()
         frames = subsample_users(frames, users)
         print(f"subsample: {frames['test']['user'].nunique()} of {n_test_users} test users, "
               f"{len(frames['train'])} train rows")
-    z = np.load(inputs / "arrays.npz", allow_pickle=True)
-    personas = dict(zip(z["persona_users"].tolist(), z["personas"]))
+    z = np.load(inputs / "arrays.npz")
+    personas = dict(zip(z["persona_users"].tolist(), z["personas"], strict=True))
     item_ids = z["item_ids"].tolist()
     history = history_user_embeddings(frames["train"], ItemVocab(item_ids[1:]), z["item_table"])
 
@@ -75,6 +74,7 @@ def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: 
     t = time.perf_counter()
     results = evaluate_all(Split, z["item_table"], personas, history, item_ids=item_ids,
                            seeds=list(range(seeds)), epochs=epochs, device=device, fit_kwargs=fit_kwargs,
+                           protocol=protocol, exclude_seen=exclude_seen, fusions=fusions,
                            progress=lambda m: print(f"[{time.perf_counter() - t:7.1f}s] {m}", flush=True))
     results.extra.update(json.loads((inputs / "meta.json").read_text()) | {
         "epochs": epochs, "device": device, "torch_threads": torch.get_num_threads(), "fit": fit_kwargs, "user_subsample": users,
@@ -108,12 +108,16 @@ def main() -> None:
     r.add_argument("--lr", type=float, default=1e-3)
     r.add_argument("--patience", type=int, default=5)
     r.add_argument("--users", type=int, default=None, help="evaluate on a seeded subsample of N users")
+    r.add_argument("--protocol", choices=("session", "loo"), default="session")
+    r.add_argument("--exclude-seen", action=argparse.BooleanOptionalAction, default=True)
+    r.add_argument("--fusions", default="prefix,gate", help="persona fusions to try (chosen on validation)")
     args = ap.parse_args()
     if args.cmd == "export":
         export(args.home, args.out)
     else:
         run(args.inputs, args.device, args.seeds, args.epochs, args.out, args.threads,
-            {"batch_size": args.batch_size, "lr": args.lr, "patience": args.patience}, args.users)
+            {"batch_size": args.batch_size, "lr": args.lr, "patience": args.patience}, args.users,
+            args.protocol, args.exclude_seen, tuple(args.fusions.split(",")))
 
 
 if __name__ == "__main__":
