@@ -12,6 +12,9 @@ Models (keys of the result, exactly):
 ``retriever_persona``      the persona retriever alone: its own ranking of the candidates the
                            pipeline reranks (fusion picked on validation)
 ``full_pipeline``          persona retriever top-K + SASRec rerank, blend alpha tuned on validation
+``pipeline_persona_neighbours`` the same trained pipeline with the items of the user's nearest users in
+                           persona space unioned into the candidates and blended into the rerank
+``pipeline_history_neighbours`` the same, neighbours in history-user space (the fair ablation)
 
 The protocol (``session`` or ``loo``, :mod:`kgrec.recommender.protocols`) decides what each
 model sees; the persona models are trained by the one recipe of :mod:`kgrec.recommender.recipe`.
@@ -48,7 +51,7 @@ from kgrec.recommender.recipe import (
 )
 
 MODEL_NAMES = ("popularity", "sasrec", "llmseqsim", "retriever_no_persona", "retriever_history_user",
-               "retriever_persona", "full_pipeline")
+               "retriever_persona", "full_pipeline", "pipeline_persona_neighbours", "pipeline_history_neighbours")
 BREAKDOWN_METRICS = ("HR@10", "HR@100", "NDCG@10", "MRR")
 __all__ = ["MODEL_NAMES", "EvalResults", "Prepared", "evaluate_all", "prepare", "subsample_users", "write_report"]
 
@@ -151,12 +154,35 @@ def _pipelines(prep: Prepared, seeds: Sequence[int], runs: _Runs, extra: dict, s
         tc = build_candidates(tp.retriever, tp.sasrec, prep.test, test_p, k=k, device=common["device"],
                               exclude_seen=prep.exclude_seen)
         runs.add("full_pipeline", evaluate_pipeline(tc, tp.alpha, len(prep.vocab), prep.head))
+        for source, name in (("persona", "pipeline_persona_neighbours"), ("history_user", "pipeline_history_neighbours")):
+            say(f"seed {seed}: {name}")
+            picks.setdefault(name, []).append(_with_neighbours(prep, tp, source, name, runs, k=k, device=common["device"]))
         for key, val in (("fusion", tp.fusion), ("alpha", tp.alpha), ("fusion_valid", tp.fusion_valid),
                          ("alpha_valid", tp.alpha_valid)):
             picks[key].append(val)
     extra.update({"fusion": {f: aggregate(v) for f, v in fusion_test.items()}, "chosen_fusion": picks["fusion"],
                   "fusion_valid_NDCG@10": picks["fusion_valid"], "alpha": picks["alpha"],
                   "alpha_valid_NDCG@10": picks["alpha_valid"]})
+
+
+NEIGHBOURS, UNION = 50, 30
+
+
+def _with_neighbours(prep: Prepared, tp, source: str, name: str, runs: _Runs, *, k: int, device: str):
+    """The trained pipeline plus a neighbour prior in ``source`` space (persona or history-user):
+    ``UNION`` of the K candidate slots go to the neighbours' items, ``alpha``/``beta`` tuned on
+    validation (:mod:`kgrec.recommender.neighbours`)."""
+    from kgrec.recommender.neighbours import PersonaNeighbours
+    from kgrec.recommender.rerank import build_candidates, evaluate_pipeline, tune_alpha
+
+    vectors = prep.personas if source == "persona" else prep.history_user
+    nb = PersonaNeighbours(vectors, D.user_sequences(prep.train, prep.vocab), len(prep.vocab), k=NEIGHBOURS)
+    kw = {"k": k, "device": device, "exclude_seen": prep.exclude_seen, "prior": nb.scores, "union": UNION}
+    vp, tpers = (prep.persona_rows("persona", ex.users) for ex in (prep.valid, prep.test))
+    weights, _ = tune_alpha(build_candidates(tp.retriever, tp.sasrec, prep.valid, vp, **kw))
+    tc = build_candidates(tp.retriever, tp.sasrec, prep.test, tpers, **kw)
+    runs.add(name, evaluate_pipeline(tc, weights, len(prep.vocab), prep.head))
+    return weights
 
 
 def _ablations(prep: Prepared, seeds: Sequence[int], runs: _Runs, extra: dict, score: Callable, say, *,

@@ -45,6 +45,7 @@ def best_of(scores: Mapping[str, float], order: Sequence[str]) -> str:
 class Prepared:
     protocol: Protocol
     vocab: D.ItemVocab
+    train: pd.DataFrame  # the graph's interactions (the only ones personas and neighbours may use)
     item_table: np.ndarray  # [num_items, d_llm]
     windows: D.TrainWindows
     valid: D.EvalExamples
@@ -99,7 +100,7 @@ def prepare(split_frames, item_emb, personas=None, history_user_emb=None, *, ite
     hist = dict(history_user_emb) if history_user_emb is not None else D.history_user_embeddings(train, vocab, table)
     eval_users = test["user"].astype(str).unique() if protocol is Protocol.loo else None
     ex = build_examples(protocol, train, valid, test, vocab, max_len, eval_users)
-    return Prepared(protocol, vocab, table, ex.windows, ex.valid, ex.test, counts, head_items(counts), personas,
+    return Prepared(protocol, vocab, train, table, ex.windows, ex.valid, ex.test, counts, head_items(counts), personas,
                     hist, max_len, exclude_seen)
 
 

@@ -7,7 +7,7 @@ from kgrec.recommender import evaluate as E
 from kgrec.recommender import training
 
 NAMES = {"popularity", "sasrec", "llmseqsim", "retriever_no_persona", "retriever_history_user",
-         "retriever_persona", "full_pipeline"}
+         "retriever_persona", "full_pipeline", "pipeline_persona_neighbours", "pipeline_history_neighbours"}
 METRICS = {"HR@10", "HR@100", "NDCG@10", "MRR", "LT-HR@100", "coverage"}
 
 
