@@ -48,7 +48,7 @@ def export(home: Path, out: Path) -> None:
 
 def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: int | None,
         fit_kwargs: dict, users: int | None = None, protocol: str = "session", exclude_seen: bool = True,
-        fusions: tuple[str, ...] = ("prefix", "gate")) -> None:
+        fusions: tuple[str, ...] = ("prefix", "gate"), first_seed: int = 0) -> None:
     import pandas as pd
     import torch
 
@@ -73,7 +73,7 @@ def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: 
 
     t = time.perf_counter()
     results = evaluate_all(Split, z["item_table"], personas, history, item_ids=item_ids,
-                           seeds=list(range(seeds)), epochs=epochs, device=device, fit_kwargs=fit_kwargs,
+                           seeds=list(range(first_seed, first_seed + seeds)), epochs=epochs, device=device, fit_kwargs=fit_kwargs,
                            protocol=protocol, exclude_seen=exclude_seen, fusions=fusions,
                            progress=lambda m: print(f"[{time.perf_counter() - t:7.1f}s] {m}", flush=True))
     results.extra.update(json.loads((inputs / "meta.json").read_text()) | {
@@ -89,6 +89,14 @@ def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: 
         print(f"(no report writer: {e})")
         print(json.dumps(results, indent=1, default=str))
     print(f"total {time.perf_counter() - t:.0f}s on {device}")
+
+
+def merge(parts: list[Path], out: Path) -> None:
+    from kgrec.recommender.evaluate import merge_results, write_report
+
+    results = merge_results([json.loads(p.read_text())["extra"] for p in parts])
+    paths = write_report(results, out)
+    print(Path(paths["md"]).read_text())
 
 
 def main() -> None:
@@ -111,13 +119,19 @@ def main() -> None:
     r.add_argument("--protocol", choices=("session", "loo"), default="session")
     r.add_argument("--exclude-seen", action=argparse.BooleanOptionalAction, default=True)
     r.add_argument("--fusions", default="prefix,gate", help="persona fusions to try (chosen on validation)")
+    r.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST_SEED .. FIRST_SEED + SEEDS - 1")
+    m = sub.add_parser("merge", help="one report from runs over disjoint seeds (e.g. one process per seed)")
+    m.add_argument("parts", type=Path, nargs="+", help="results.json of each run")
+    m.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     if args.cmd == "export":
         export(args.home, args.out)
+    elif args.cmd == "merge":
+        merge(args.parts, args.out)
     else:
         run(args.inputs, args.device, args.seeds, args.epochs, args.out, args.threads,
             {"batch_size": args.batch_size, "lr": args.lr, "patience": args.patience}, args.users,
-            args.protocol, args.exclude_seen, tuple(args.fusions.split(",")))
+            args.protocol, args.exclude_seen, tuple(args.fusions.split(",")), args.first_seed)
 
 
 if __name__ == "__main__":

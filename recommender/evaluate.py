@@ -100,11 +100,46 @@ class _Runs:
         self.buckets[model].append(result[1])
 
     def results(self, extra: dict) -> EvalResults:
-        extra["breakdown"] = {
-            m: {label: {"n": runs[0][label]["n"], **aggregate([r[label] for r in runs], BREAKDOWN_METRICS)}
-                for label, *_ in PREFIX_BUCKETS}
-            for m, runs in self.buckets.items() if runs}
-        return EvalResults({m: aggregate(self.metrics[m]) for m in MODEL_NAMES}, extra=extra)
+        extra["per_seed"] = {m: {"metrics": self.metrics[m], "breakdown": self.buckets[m]}
+                             for m in MODEL_NAMES if self.metrics[m]}
+        return results_from_seeds(extra)
+
+
+def results_from_seeds(extra: dict) -> EvalResults:
+    """Mean / std tables (and the breakdown) from ``extra["per_seed"]``; :func:`merge_results` uses it
+    to combine runs of different seeds."""
+    per = extra["per_seed"]
+    extra["breakdown"] = {
+        m: {label: {"n": r["breakdown"][0][label]["n"],
+                    **aggregate([b[label] for b in r["breakdown"]], BREAKDOWN_METRICS)}
+            for label, *_ in PREFIX_BUCKETS}
+        for m, r in per.items()}
+    return EvalResults({m: aggregate(r["metrics"]) for m, r in per.items()}, extra=extra)
+
+
+def merge_results(parts: Sequence[Mapping]) -> EvalResults:
+    """One table from the ``extra`` of runs over disjoint seeds of the same inputs and settings (e.g.
+    one process per seed). Deterministic models (popularity, LLMSeqSim) are kept once."""
+    first = dict(parts[0])
+    per: dict[str, dict[str, list]] = {}
+    for part in parts:
+        for m, r in part["per_seed"].items():
+            if m in ("popularity", "llmseqsim") and m in per:
+                continue
+            slot = per.setdefault(m, {"metrics": [], "breakdown": []})
+            slot["metrics"] += r["metrics"]
+            slot["breakdown"] += r["breakdown"]
+    lists = ("seeds", "chosen_fusion", "fusion_valid_NDCG@10", "alpha", "alpha_valid_NDCG@10",
+             "history_user_fusion", "pipeline_persona_neighbours", "pipeline_history_neighbours")
+    for key in lists:
+        if key in first:
+            first[key] = [v for part in parts for v in part.get(key, [])]
+    first["seconds_per_part"] = [part.get("seconds") for part in parts]
+    if "fusion_per_seed" in first:
+        fps = {f: [m for part in parts for m in part["fusion_per_seed"][f]] for f in first["fusion_per_seed"]}
+        first["fusion_per_seed"], first["fusion"] = fps, {f: aggregate(v) for f, v in fps.items()}
+    first["per_seed"] = per
+    return results_from_seeds(first)
 
 
 def _scorer(prep: Prepared, device: str) -> Callable:
@@ -160,9 +195,11 @@ def _pipelines(prep: Prepared, seeds: Sequence[int], runs: _Runs, extra: dict, s
         for key, val in (("fusion", tp.fusion), ("alpha", tp.alpha), ("fusion_valid", tp.fusion_valid),
                          ("alpha_valid", tp.alpha_valid)):
             picks[key].append(val)
-    extra.update({"fusion": {f: aggregate(v) for f, v in fusion_test.items()}, "chosen_fusion": picks["fusion"],
-                  "fusion_valid_NDCG@10": picks["fusion_valid"], "alpha": picks["alpha"],
-                  "alpha_valid_NDCG@10": picks["alpha_valid"]})
+    extra.update({"fusion": {f: aggregate(v) for f, v in fusion_test.items()}, "fusion_per_seed": fusion_test,
+                  "chosen_fusion": picks["fusion"], "fusion_valid_NDCG@10": picks["fusion_valid"],
+                  "alpha": picks["alpha"], "alpha_valid_NDCG@10": picks["alpha_valid"],
+                  "pipeline_persona_neighbours": picks["pipeline_persona_neighbours"],
+                  "pipeline_history_neighbours": picks["pipeline_history_neighbours"]})
 
 
 NEIGHBOURS, UNION = 50, 30

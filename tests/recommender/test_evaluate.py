@@ -77,3 +77,18 @@ def test_subsample_users_keeps_whole_users_and_the_catalogue(tiny):
     assert len(set(E.subsample_users(split, 10**6)["test"]["user"])) == len(test_users)
     with pytest.raises(ConfigError, match="at least 1"):
         E.subsample_users(split, 0)
+
+
+def test_runs_over_disjoint_seeds_merge_into_one_table(tiny, tmp_path):
+    split, emb, personas = tiny
+    kw = {"epochs": 1, "max_len": 12, "fusions": ("prefix",), "sasrec_kwargs": {"hidden": 16, "num_blocks": 1},
+          "retriever_kwargs": {"hidden": 16}}
+    parts = [json.loads(E.write_report(E.evaluate_all(split, emb, personas, seeds=(s,), **kw),
+                                       tmp_path / str(s))["json"].read_text())["extra"] for s in (0, 1)]
+    both = E.evaluate_all(split, emb, personas, seeds=(0, 1), **kw)
+    merged = E.merge_results(parts)
+    assert merged.extra["seeds"] == [0, 1]
+    for model in both:
+        for metric in ("HR@10", "NDCG@10", "MRR"):
+            assert merged[model][metric]["mean"] == pytest.approx(both[model][metric]["mean"]), (model, metric)
+            assert merged[model][metric]["std"] == pytest.approx(both[model][metric]["std"]), (model, metric)
