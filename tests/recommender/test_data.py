@@ -54,3 +54,19 @@ def test_import_is_light():
             "print(any(m in sys.modules for m in ('torch', 'faiss', 'matplotlib')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_production_training_does_not_import_the_evaluation_harness():
+    import subprocess
+    import sys
+
+    code = ("import sys, kgrec.recommender.workflow, kgrec.recommender.recipe, kgrec.recommender.service; "
+            "print('kgrec.recommender.evaluate' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    import inspect
+
+    from kgrec.recommender import recipe, workflow
+
+    for src in (inspect.getsource(recipe), inspect.getsource(workflow.train)):
+        assert "from kgrec.recommender.evaluate" not in src and "import evaluate" not in src
