@@ -13,12 +13,12 @@ from typing import Annotated, Any
 
 import typer
 
+from kgrec.choices import DatasetKind, Device, Encoder, Features, Projection, Protocol
 from kgrec.display import console as _console
 from kgrec.display import jsonable as _jsonable
 from kgrec.display import print_counts as _print_counts
 from kgrec.display import print_rows as _print_rows
-from kgrec.errors import ConfigError, KgrecError, ModelError, NotFoundError
-from kgrec.recommender.protocols import PROTOCOLS, check_protocol
+from kgrec.errors import ConfigError, KgrecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="kgrec: a knowledge-graph, persona-driven session recommender.")
@@ -36,7 +36,7 @@ GraphOpt = Annotated[str | None, typer.Option(
 HomeOpt = Annotated[Path | None, typer.Option(
     "--home", help="State dir (default ./.kgrec)", envvar="KGREC_HOME", show_envvar=True)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
-DeviceOpt = Annotated[str, typer.Option(help="cpu or cuda")]
+DeviceOpt = Annotated[Device, typer.Option(help="Where torch computes")]
 
 
 def _settings(**overrides: Any) -> Any:
@@ -60,7 +60,7 @@ def _store(settings: Any) -> Any:
 # --- build / status / query ------------------------------------------------------------------
 @app.command()
 def build(
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="movielens | amazon | recbole | sasrec | kgat")],
+    dataset: Annotated[DatasetKind, typer.Option("--dataset", "-d", help="Input layout (see the README)")],
     data: Annotated[Path, typer.Option("--data", help="File or folder with the data")],
     graph: GraphOpt = None,
     home: HomeOpt = None,
@@ -84,21 +84,19 @@ def build(
 ) -> None:
     """Load a data set, preprocess and split it, and write the knowledge graph."""
     from kgrec.kg.build import BuildOptions
-    from kgrec.kg.build import build as run_build
+    from kgrec.kg.workflow import LinkRequest, build_graph
     from kgrec.progress import RichProgress
 
     settings = _settings(home=home, graph_uri=graph)
     options = BuildOptions(kind=dataset, data=data, k_core=k_core, session_gap_s=session_gap * 3600,
-                           session_len=session_len, embeddings=embeddings, embedding_model=embedding_model, strict=strict,
-                           fresh=fresh).validate()
-    from kgrec.kg.dbpedia.service import dbpedia_wanted
-
-    link = dbpedia_wanted(settings, flag=dbpedia, mapping=mapping, sparql=sparql, sparql_data=sparql_data)
+                           session_len=session_len, embeddings=embeddings, embedding_model=embedding_model,
+                           strict=strict, fresh=fresh).validate()
+    request = LinkRequest(mapping=mapping, sparql=sparql, sparql_data=sparql_data)
     with _store(settings) as store:
-        summary = run_build(store, settings, options, RichProgress())
-        linked = _link(store, settings, mapping, sparql, sparql_data, True) if link else None
-        if linked is not None:
-            summary.counts = store.counts()
+        summary, linked = build_graph(store, settings, options, progress=RichProgress(),
+                                      link=request if request.wanted(settings, dbpedia) else None)
+    if linked is not None:
+        _console(stderr=True).print(linked.describe())
     if as_json:
         typer.echo(json.dumps(summary.to_dict() | ({"dbpedia": linked.as_dict()} if linked else {}), indent=2))
         return
@@ -149,7 +147,7 @@ def query(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a read query against the configured store (table or JSON rows)."""
-    from kgrec.cypher import split_statements
+    from kgrec.kg.workflow import read_query
 
     if (cypher is None) == (file is None):
         raise ConfigError("give either a Cypher string or -f FILE")
@@ -159,13 +157,10 @@ def query(
         text = file.read_text(encoding="utf-8")
     else:
         text = str(cypher)
-    statements = split_statements(text)
-    if len(statements) != 1:
-        raise ConfigError(f"expected one statement, found {len(statements)}")
     params = dict(_parse_param(p) for p in (param or []))
     settings = _settings(home=home, graph_uri=graph)
     with _store(settings) as store:
-        rows = store.execute(statements[0], params, read_only=True)
+        rows = read_query(store, text, params)
     if as_json:
         typer.echo(json.dumps([_jsonable(r) for r in rows], indent=2))
     else:
@@ -184,31 +179,6 @@ def demo(home: HomeOpt = None, graph: GraphOpt = None,
     run_demo(settings, RichProgress(), data_dir=data, console=_console())
 
 
-def _link(store: Any, settings: Any, mapping: Path | None, sparql: str | None, sparql_data: Path | None,
-          use_labels: bool) -> Any:
-    from kgrec.kg.dbpedia.service import link_graph
-    from kgrec.progress import RichProgress
-
-    total = store.counts()["nodes"].get("Item", 0)
-    with RichProgress().stage("link DBpedia", total) as advance:
-        done = [0]
-
-        def progress(linked: int, unlinked: int, failed: int) -> None:
-            advance(linked + unlinked + failed - done[0],
-                    info=f"linked {linked} · unlinked {unlinked} · failed {failed}")
-            done[0] = linked + unlinked + failed
-
-        summary = link_graph(store, settings, mapping=mapping, sparql=sparql, sparql_data=sparql_data,
-                             use_labels=use_labels, progress=progress)
-    d = summary.as_dict()
-    _console(stderr=True).print(
-        f"DBpedia: {summary.linked_total}/{summary.items} items linked {d['linked']}, "
-        f"{d['unlinked']} unlinked, {d['failed']} failed; {d['entities']} entities, "
-        f"{d['relationships']} relationships; {d['queries_sent']} queries sent, {d['cache_hits']} from cache"
-        + (f"; unlinked items listed in {d['report']}" if d.get("report") else ""))
-    return summary
-
-
 @app.command("link-dbpedia")
 def link_dbpedia(
     mapping: MappingOpt = None,
@@ -220,10 +190,16 @@ def link_dbpedia(
     as_json: JsonOpt = False,
 ) -> None:
     """Link the items of an existing graph to DBpedia and bring in their 1-hop facts."""
+    from kgrec.kg.workflow import LinkRequest
+    from kgrec.kg.workflow import link_dbpedia as run
+    from kgrec.progress import RichProgress
+
     settings = _settings(home=home, graph_uri=graph)
+    request = LinkRequest(mapping=mapping, sparql=sparql, sparql_data=sparql_data, use_labels=labels)
     with _store(settings) as store:
-        summary = _link(store, settings, mapping, sparql, sparql_data, labels)
+        summary = run(store, settings, request, RichProgress())
         counts = store.counts()
+    _console(stderr=True).print(summary.describe())
     if as_json:
         typer.echo(json.dumps(summary.as_dict() | {"counts": counts}, indent=2, default=str))
     else:
@@ -269,22 +245,22 @@ app.add_typer(personas_app, name="personas")
 
 @train_app.command("personas")
 def train_personas(
-    encoder: Annotated[str, typer.Option(help="gcn (HDGI-C) or gat (HDGI-A)")] = "gcn",
+    encoder: Annotated[Encoder, typer.Option(help="gcn (HDGI-C) or gat (HDGI-A)")] = Encoder.gcn,
     epochs: Annotated[int, typer.Option(min=1)] = 200,
     metapaths: Annotated[str, typer.Option(help="Comma-separated: UIU, UIFIU, UIEIU, UIEEIU, UIIU")]
     = "UIU,UIFIU,UIEIU",
     hidden: Annotated[int, typer.Option(min=2, help="Persona dimension")] = 256,
     lr: Annotated[float, typer.Option(min=0.0)] = 1e-4,
     patience: Annotated[int, typer.Option(min=1, help="Early stopping on the training loss")] = 20,
-    features: Annotated[str, typer.Option(
+    features: Annotated[Features, typer.Option(
         help="User input features: mean (LLM item embeddings), mean+cf (plus a collaborative SVD block), cf")]
-    = "mean+cf",
+    = Features.mean_cf,
     cf_dim: Annotated[int, typer.Option(min=1, help="Width of the collaborative block")] = 64,
     batch_size: Annotated[int | None, typer.Option(help="Mini-batch of users (default: full batch)")] = None,
     groups: Annotated[int | None, typer.Option("--groups", "-k", help="Persona groups (default: silhouette)")]
     = None,
     max_neighbors: Annotated[int, typer.Option(min=1, help="Cap on meta-path neighbours per user")] = 20,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = Device.cpu,
     seed: Annotated[int | None, typer.Option()] = None,
     graph: GraphOpt = None,
     home: HomeOpt = None,
@@ -294,8 +270,6 @@ def train_personas(
     from kgrec.personas.workflow import train_personas as run
     from kgrec.progress import RichProgress
 
-    if encoder not in ("gcn", "gat"):
-        raise ConfigError(f"--encoder must be gcn or gat, got {encoder!r}")
     settings = _settings(home=home, graph_uri=graph)
     names = tuple(m.strip().upper() for m in metapaths.split(",") if m.strip())
     with _store(settings) as store:
@@ -318,13 +292,11 @@ def train_personas(
 @personas_app.command("show")
 def personas_show(graph: GraphOpt = None, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """The persona table: sizes, labels, top features and entities."""
-    from kgrec.personas.plot import persona_table
+    from kgrec.personas.workflow import show_personas
 
     settings = _settings(home=home, graph_uri=graph)
     with _store(settings) as store:
-        rows = persona_table(store)
-    if not rows:
-        raise NotFoundError("no persona groups in the graph; run `kgrec train personas` first")
+        rows = show_personas(store)
     if as_json:
         typer.echo(json.dumps(rows, indent=2, default=str))
     else:
@@ -334,25 +306,24 @@ def personas_show(graph: GraphOpt = None, home: HomeOpt = None, as_json: JsonOpt
 @personas_app.command("plot")
 def personas_plot(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="PNG path")] = None,
-    method: Annotated[str, typer.Option(help="tsne or pca")] = "tsne",
+    method: Annotated[Projection, typer.Option(help="2-D projection")] = Projection.tsne,
     sample: Annotated[int, typer.Option(min=10, help="Plot at most this many users")] = 3000,
     graph: GraphOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """A PNG map of persona vectors in 2-D, coloured and labelled by persona group."""
-    from kgrec.personas.plot import plot_personas
+    from kgrec.personas.workflow import plot_personas
 
     settings = _settings(home=home, graph_uri=graph)
-    target = out or settings.reports_dir / "personas.png"
     with _store(settings) as store:
-        path = plot_personas(store, target, method=method, sample=sample, seed=settings.seed)
+        path = plot_personas(store, settings, out=out, method=method, sample=sample)
     _console().print(f"wrote {path}")
 
 
 @train_app.command("recommender")
 def train_recommender(
     epochs: Annotated[int, typer.Option(min=1, help="Max epochs (early stopping on validation NDCG@10)")] = 50,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = Device.cpu,
     seed: Annotated[int | None, typer.Option()] = None,
     graph: GraphOpt = None,
     home: HomeOpt = None,
@@ -381,22 +352,13 @@ def recommend(
     as_json: JsonOpt = False,
 ) -> None:
     """Recommend the next items for a known user, or for an anonymous session (inductive persona)."""
-    from kgrec.recommender.workflow import recommend as run
+    from kgrec.recommender.workflow import recommend_with_inductive as run
 
     if user is None and not session:
         raise ConfigError("give --user ID, or --session ITEM (repeatable) for an anonymous session")
     settings = _settings(home=home, graph_uri=graph)
     with _store(settings) as store:
-        inductive = None
-        if user is None:
-            from kgrec.personas.workflow import load_inductive
-
-            try:
-                inductive = load_inductive(store, settings)
-            except ModelError as e:  # no persona model yet: recommend without a persona
-                _console(stderr=True).print(f"[yellow]no inductive persona[/]: {e}")
-        recs = run(store, settings, user=user, session=list(session or []), k=k, write=write, run_id=run_id,
-                   inductive=inductive)
+        recs = run(store, settings, user=user, session=list(session or []), k=k, write=write, run_id=run_id)
     if as_json:
         typer.echo(json.dumps({"user": recs.user, "persona_source": recs.persona_source, "notes": recs.notes,
                                "items": [vars(r) for r in recs]}, indent=2))
@@ -413,14 +375,14 @@ def recommend(
 def evaluate(
     seeds: Annotated[int, typer.Option(min=1, help="Number of seeds (mean ± std)")] = 3,
     epochs: Annotated[int, typer.Option(min=1, help="Max epochs per model")] = 50,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = Device.cpu,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also copy the JSON results here")] = None,
     users: Annotated[int | None, typer.Option(
         min=1, help="Evaluate a seeded subsample of N held-out users (the whole catalogue is still ranked)")]
     = None,
-    protocol: Annotated[str, typer.Option(
-        help=f"One of {', '.join(PROTOCOLS)}. session: only the current session's prefix is seen, the past "
-        "comes through the persona; loo: time-ordered leave-one-out over the full history")] = "session",
+    protocol: Annotated[Protocol, typer.Option(
+        help="session: only the current session's prefix is seen, the past comes through the persona; "
+        "loo: time-ordered leave-one-out over the full history")] = Protocol.session,
     exclude_seen: Annotated[bool, typer.Option(
         "--exclude-seen/--include-seen", help="Rank only items the user has not had before (the build drops "
         "repeated user-item pairs, so a seen item is never a target)")] = True,
@@ -433,11 +395,10 @@ def evaluate(
     from kgrec.progress import RichProgress
     from kgrec.recommender.workflow import evaluate as run
 
-    proto = check_protocol(protocol)  # before the database is opened: a one-line error listing the choices
     settings = _settings(home=home, graph_uri=graph)
     with _store(settings) as store:
         _, paths = run(store, settings, seeds=tuple(range(seeds)), epochs=epochs, device=device,
-                       progress=RichProgress(), users=users, protocol=proto.value, exclude_seen=exclude_seen)
+                       progress=RichProgress(), users=users, protocol=protocol, exclude_seen=exclude_seen)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(paths["json"], json_path)
@@ -450,19 +411,17 @@ def evaluate(
 def explain(
     user: Annotated[str, typer.Option("--user", "-u", help="User id")],
     item: Annotated[str, typer.Option("--item", "-i", help="Recommended item id")],
-    n: Annotated[int, typer.Option("-n", help="How many explanation paths")] = 5,
+    n: Annotated[int, typer.Option("-n", min=1, help="How many explanation paths")] = 5,
     graph: GraphOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Why was ITEM recommended to USER: graph paths with a score and a reason in plain words."""
-    from kgrec.recommender.explain import explain as run_explain
+    from kgrec.recommender.workflow import explain as run_explain
 
-    if n < 1:
-        raise ConfigError("-n must be at least 1")
     settings = _settings(home=home, graph_uri=graph)
     with _store(settings) as store:
-        found = run_explain(store, user, item, n=n)
+        found = run_explain(store, settings, user=user, item=item, n=n)
     if as_json:
         typer.echo(json.dumps([e.to_dict() for e in found], indent=2))
         return
@@ -483,22 +442,34 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except KgrecError as e:
-        typer.echo(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", err=True)
-        sys.exit(e.exit_code)
+        _fail(str(e).splitlines()[0] if str(e) else type(e).__name__, e.exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except Exception as e:  # click usage errors and friends
-        import click
+    except (typer.TyperException, typer.Exit, typer.Abort) as e:  # Typer's (vendored click) own
+        _click_exit(e)
 
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(1)
-        if isinstance(e, click.exceptions.Exit):
-            sys.exit(e.exit_code)
-        raise
+
+def _fail(message: str, code: int) -> None:
+    typer.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _click_exit(e: Exception) -> None:
+    """Typer's exceptions as exit codes: a usage error (unknown command or option, a bad value)
+    is one line on stderr and exit 2, like a bad setting."""
+    if isinstance(e, typer.Exit):
+        sys.exit(e.exit_code)
+    if isinstance(e, typer.Abort):
+        sys.exit(1)
+    ctx = getattr(e, "ctx", None)
+    if type(e).__name__ == "NoArgsIsHelpError":  # a bare group: Typer has printed its help
+        sys.exit(2)
+    message = e.format_message() if hasattr(e, "format_message") else str(e)
+    code = int(getattr(e, "exit_code", 1))
+    if code == 2:  # click's UsageError and its subclasses (NoSuchOption, BadParameter, ...)
+        message += f" (see `{ctx.command_path if ctx is not None else 'kgrec'} --help`)"
+    _fail(" ".join(message.split()), code)
 
 
 if __name__ == "__main__":

@@ -49,10 +49,8 @@ def run_demo(settings: Settings, progress: ProgressReporter, *, data_dir: Path |
         summary = build(store, settings, BuildOptions(kind="movielens", data=d / "movielens", fresh=True),
                         progress)
         say(f"[bold]1. graph built[/] in {summary.seconds.get('total', 0):.0f}s")
-        with progress.stage("link DBpedia (local Oxigraph)") as advance:
-            linked = link_graph(store, settings, mapping=d / "dbpedia" / "movielens-to-dbpedia.tsv",
-                                sparql_data=d / "dbpedia")
-            advance(1)
+        linked = link_graph(store, settings, mapping=d / "dbpedia" / "movielens-to-dbpedia.tsv",
+                            sparql_data=d / "dbpedia", progress=progress)
         out["dbpedia"] = linked.as_dict()
         say(f"[bold]2. DBpedia[/]: {linked.linked_total}/{linked.items} items linked, "
             f"{linked.entities} entities")

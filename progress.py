@@ -1,30 +1,38 @@
 """Progress reporting without a dependency on the CLI.
 
 Library code asks for ``reporter.stage(name, total)`` and calls the returned
-``advance(n)``; the CLI passes :class:`RichProgress` (bars on stderr), tests and
-library users get :class:`NullProgress`.
+``advance(n=1, info=None)`` (``info``: a short status such as the current loss), and
+``reporter.note(message)`` for a line of text. Every reporter implements both in full, so
+callers never probe for them. The CLI passes :class:`RichProgress` (bars on stderr); tests
+and library users get :class:`NullProgress`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any, Protocol
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol
 
-Advance = Callable[[int], None]
+
+class Advance(Protocol):
+    def __call__(self, n: int = 1, info: str | None = None) -> None: ...
 
 
 class ProgressReporter(Protocol):
-    def stage(self, name: str, total: int | None = None) -> Any:
-        """A context manager yielding ``advance(n)`` for one long step."""
+    def stage(self, name: str, total: int | None = None) -> AbstractContextManager[Advance]:
+        """A context manager yielding ``advance(n=1, info=None)`` for one long step."""
 
     def note(self, message: str) -> None: ...
+
+
+def _ignore(n: int = 1, info: str | None = None) -> None:
+    pass
 
 
 class NullProgress:
     @contextmanager
     def stage(self, name: str, total: int | None = None) -> Iterator[Advance]:
-        yield lambda n=1: None
+        yield _ignore
 
     def note(self, message: str) -> None:
         pass

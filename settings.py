@@ -2,15 +2,14 @@
 
 Sources, strongest first: explicit keyword arguments (the CLI passes its options
 this way), ``KGREC_*`` environment variables, a ``.env`` file, an optional TOML file
-(``KGREC_CONFIG`` or ``$KGREC_HOME/kgrec.toml``), then defaults. Secrets are
-``SecretStr`` and never printed; :meth:`Settings.redacted` is what may be shown.
+(``KGREC_CONFIG``, else ``kgrec.toml`` in the home given as ``home=`` or ``KGREC_HOME``),
+then defaults. Secrets are ``SecretStr`` and never printed.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import (
@@ -24,11 +23,13 @@ DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_SPARQL_ENDPOINT = "https://dbpedia.org/sparql"
 
 
-def _toml_path() -> Path | None:
+def _toml_path(home: Path | str | None = None) -> Path | None:
+    """``KGREC_CONFIG``, else ``kgrec.toml`` in the home: the one passed to :class:`Settings`
+    (``kgrec --home DIR``), else ``KGREC_HOME``, else ``./.kgrec``."""
     explicit = os.environ.get("KGREC_CONFIG")
     if explicit:
         return Path(explicit)
-    home = Path(os.environ.get("KGREC_HOME", ".kgrec"))
+    home = Path(home if home is not None else os.environ.get("KGREC_HOME", ".kgrec"))
     candidate = home / "kgrec.toml"
     return candidate if candidate.is_file() else None
 
@@ -79,7 +80,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
-        toml = _toml_path()
+        toml = _toml_path(getattr(init_settings, "init_kwargs", {}).get("home"))
         if toml is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
         sources.append(file_secret_settings)
@@ -97,20 +98,6 @@ class Settings(BaseSettings):
     @property
     def reports_dir(self) -> Path:
         return self.home / "reports"
-
-    @property
-    def builds_dir(self) -> Path:
-        return self.home / "builds"
-
-    def redacted(self) -> dict[str, Any]:
-        """Settings as a dict that is safe to print or log (secrets masked)."""
-        out: dict[str, Any] = {}
-        for name, value in self.model_dump().items():
-            if isinstance(value, SecretStr):
-                out[name] = "**********" if value.get_secret_value() else None
-            else:
-                out[name] = str(value) if isinstance(value, Path) else value
-        return out
 
 
 def apply_torch_threads(settings: Settings) -> None:

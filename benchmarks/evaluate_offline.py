@@ -32,8 +32,8 @@ def export(home: Path, out: Path) -> None:
     frames = {name: getattr(inp.split, name) for name in ("train", "valid", "test", "items")}
     keep = ["user", "item", "ts", "order", "session"]
     frames = {k: (v[[c for c in keep if c in v.columns]] if k != "items" else v[["item"]]) for k, v in frames.items()}
-    for name, f in frames.items():  # parquet, not pickle: the inputs may travel to another machine
-        f.to_parquet(out / f"{name}.parquet", index=False)
+    for name, frame in frames.items():  # parquet, not pickle: loading never runs code
+        frame.to_parquet(out / f"{name}.parquet", index=False)
     users = sorted(inp.personas)
     # history-user vectors are recomputed from the train frame by `run` (they are big)
     np.savez_compressed(out / "arrays.npz", item_table=inp.item_table.astype(np.float32),
@@ -63,7 +63,7 @@ def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: 
         frames = subsample_users(frames, users)
         print(f"subsample: {frames['test']['user'].nunique()} of {n_test_users} test users, "
               f"{len(frames['train'])} train rows")
-    z = np.load(inputs / "arrays.npz")
+    z = np.load(inputs / "arrays.npz", allow_pickle=False)
     personas = dict(zip(z["persona_users"].tolist(), z["personas"], strict=True))
     item_ids = z["item_ids"].tolist()
     history = history_user_embeddings(frames["train"], ItemVocab(item_ids[1:]), z["item_table"])

@@ -6,7 +6,6 @@ killed half-way, ends with the same counts as one clean build.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,12 +13,13 @@ from typing import Any
 
 from kgrec.errors import ConfigError, DataError
 from kgrec.kg import graph_rows
+from kgrec.kg.artefacts import load_split, read_build_meta, save_split, split_dir, write_build_meta
 from kgrec.kg.store import GraphStore
 from kgrec.progress import NullProgress, ProgressReporter
 from kgrec.settings import Settings
 
-SPLIT_DIR = "split"
-BUILD_META = "build.json"
+#: re-exported for callers written before kgrec.kg.artefacts existed; new code imports that module
+__all__ = ["BuildOptions", "BuildSummary", "build", "load_split", "read_build_meta", "split_dir"]
 
 
 @dataclass
@@ -64,26 +64,6 @@ class BuildSummary:
         return asdict(self)
 
 
-def split_dir(settings: Settings) -> Path:
-    return settings.home / SPLIT_DIR
-
-
-def read_build_meta(settings: Settings) -> dict[str, Any] | None:
-    path = settings.home / BUILD_META
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def load_split(settings: Settings) -> Any:
-    """The split saved by the last build (train/valid/test, items)."""
-    from kgrec.errors import NotFoundError
-    from kgrec.kg.preprocess import Split
-
-    d = split_dir(settings)
-    if not d.is_dir():
-        raise NotFoundError(f"no build found under {settings.home}; run `kgrec build` first")
-    return Split.load(d)
-
-
 def build(store: GraphStore, settings: Settings, options: BuildOptions,
           progress: ProgressReporter | None = None) -> BuildSummary:
     from kgrec.kg.loaders import load_dataset
@@ -118,8 +98,7 @@ def build(store: GraphStore, settings: Settings, options: BuildOptions,
             store.clear()
             advance(1)
 
-    split.save(split_dir(settings))
-    settings.home.mkdir(parents=True, exist_ok=True)
+    save_split(settings, split)
 
     written = write_graph(store, split, settings, progress, timings)
 
@@ -137,12 +116,12 @@ def build(store: GraphStore, settings: Settings, options: BuildOptions,
         malformed=ds.report.malformed, malformed_examples=list(ds.report.examples), counts=counts,
         written=written, embedded=embedded, embeddings_from_cache=cached,
         seconds={k: round(v, 2) for k, v in timings.items()})
-    (settings.home / BUILD_META).write_text(json.dumps({
+    write_build_meta(settings, {
         "dataset": options.kind, "data": str(options.data), "fingerprint": fingerprint,
         "k_core": options.k_core, "session_gap_s": options.session_gap_s, "session_len": options.session_len,
         "embedding_model": (options.embedding_model or settings.embedding_model) if options.embeddings else None,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "counts": counts,
-    }, indent=2))
+    })
     return summary
 
 

@@ -46,6 +46,8 @@ class FalkorDBStore(GraphStore):
             ) from e
         self._graph = self._db.select_graph(settings.graph_name)
         self._redis_errors = (redis.RedisError,)
+        # by exception type (redis-py's TimeoutError is no ConnectionError, and its name has no "Connection")
+        self._unreachable = (redis.ConnectionError, redis.TimeoutError)
 
     @property
     def uri(self) -> str:
@@ -59,7 +61,7 @@ class FalkorDBStore(GraphStore):
             else:
                 res = self._graph.query(statement, params)
         except self._redis_errors as e:
-            if "ConnectionError" in type(e).__name__:
+            if isinstance(e, self._unreachable):
                 raise StoreUnavailable(f"lost the connection to {self._uri}: {e}") from e
             raise StoreError(f"FalkorDB rejected the query: {e}\n  query: {statement[:300]}") from e
         if not res.header:

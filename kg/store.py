@@ -17,7 +17,7 @@ from typing import Any, Self
 import numpy as np
 
 from kgrec.cypher import CypherLibrary
-from kgrec.errors import ConfigError, DataError
+from kgrec.errors import ConfigError, DataError, KgrecError
 from kgrec.kg import schema
 from kgrec.settings import Settings
 
@@ -259,8 +259,41 @@ class GraphStore(ABC):
         self.run("clear")
 
 
+def redact_uri(uri: str) -> str:
+    """``uri`` with any password in its user-info replaced by ``***`` (for messages and logs)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(uri)
+        if parts.password is None:
+            return uri
+        user = parts.username or ""
+        host = parts.netloc.rsplit("@", 1)[1]
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    except ValueError:  # unparsable (e.g. a bad port): drop everything between :// and @
+        head, sep, rest = uri.partition("://")
+        return f"{head}{sep}***@{rest.rsplit('@', 1)[1]}" if "@" in rest else uri
+
+
 def open_store(settings: Settings) -> GraphStore:
-    """Open the store that ``settings.graph_uri`` names (unset: the embedded FalkorDB)."""
+    """Open the store that ``settings.graph_uri`` names (unset: the embedded FalkorDB).
+    A password embedded in the URI never appears in the error raised here."""
+    from urllib.parse import urlsplit
+
+    try:
+        return _open_store(settings)
+    except KgrecError as e:
+        try:
+            secret = urlsplit(settings.graph_uri or "").password
+        except ValueError:
+            secret = None
+        if secret and secret in str(e):
+            # the original error (and its driver cause) carry the secret: do not chain them
+            raise type(e)(str(e).replace(secret, "***")) from None
+        raise
+
+
+def _open_store(settings: Settings) -> GraphStore:
     uri = settings.graph_uri
     if not uri or uri.startswith("falkordb://"):
         from kgrec.kg.falkordb_store import FalkorDBStore
@@ -270,4 +303,4 @@ def open_store(settings: Settings) -> GraphStore:
         from kgrec.kg.neo4j_store import Neo4jStore
 
         return Neo4jStore(settings)
-    raise ConfigError(f"unsupported graph URI {uri!r}: use neo4j://, bolt://, falkordb:// or leave it unset")
+    raise ConfigError(f"unsupported graph URI {redact_uri(uri)!r}: use neo4j://, bolt://, falkordb:// or leave it unset")

@@ -13,8 +13,7 @@ indices into the matching id/embedding tables:
                    int codes into ``entity_rel_types``)
 ``item_item``      item → item co-occurrence (optional)
 
-Only numpy is imported at module level; torch / torch_geometric are imported inside
-:func:`to_hetero_data`.
+Only numpy is imported at module level.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ import numpy as np
 from kgrec.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from torch_geometric.data import HeteroData
+    from collections.abc import Sequence
 
 _EMPTY = np.zeros((2, 0), dtype=np.int64)
 
@@ -157,8 +156,8 @@ class GraphArrays:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         payload: dict[str, Any] = {
-            "user_ids": np.asarray(self.user_ids, dtype=object),
-            "item_ids": np.asarray(self.item_ids, dtype=object),
+            "user_ids": _strings(self.user_ids),
+            "item_ids": _strings(self.item_ids),
             "item_emb": self.item_emb,
             "user_item": self.user_item,
             "item_feature": self.item_feature,
@@ -166,14 +165,14 @@ class GraphArrays:
             "entity_entity": self.entity_entity,
             "item_item": self.item_item,
             "sizes": np.asarray([self.n_features, self.n_entities], dtype=np.int64),
-            "entity_rel_types": np.asarray(self.entity_rel_types, dtype=object),
+            "entity_rel_types": _strings(self.entity_rel_types),
         }
         if self.entity_entity_type is not None:
             payload["entity_entity_type"] = self.entity_entity_type
         if self.feature_names is not None:
-            payload["feature_names"] = np.asarray(self.feature_names, dtype=object)
+            payload["feature_names"] = _strings(self.feature_names)
         if self.entity_labels is not None:
-            payload["entity_labels"] = np.asarray(self.entity_labels, dtype=object)
+            payload["entity_labels"] = _strings(self.entity_labels)
         with open(path, "wb") as fh:
             np.savez_compressed(fh, **payload)
         return path
@@ -182,10 +181,11 @@ class GraphArrays:
     def load(cls, path: str | Path) -> GraphArrays:
         path = Path(path)
         try:
-            with np.load(path, allow_pickle=True) as z:
+            with np.load(path, allow_pickle=False) as z:  # never unpickle: a model dir is not code
                 d = {k: z[k] for k in z.files}
         except (OSError, ValueError) as e:
-            raise DataError(f"{path}: cannot read graph arrays: {e}") from e
+            raise DataError(f"{path}: cannot read graph arrays ({e}); files written before pickles "
+                            "were dropped need `kgrec train personas` again") from e
         try:
             n_feat, n_ent = (int(v) for v in d["sizes"])
             return cls(
@@ -206,6 +206,11 @@ class GraphArrays:
             )
         except KeyError as e:
             raise DataError(f"{path}: missing array {e}") from e
+
+
+def _strings(values: Sequence[str]) -> np.ndarray:
+    """A fixed-width unicode array (``np.load`` reads it without pickle, unlike ``dtype=object``)."""
+    return np.asarray([str(v) for v in values], dtype=np.str_)
 
 
 # -- derived arrays ------------------------------------------------------------------------
@@ -245,86 +250,34 @@ def session_features(arrays: GraphArrays, items: np.ndarray | list[int], extra_d
     return vec
 
 
-def _lists(edges: np.ndarray, n_items: int, names: list[str] | None) -> list[list[str]]:
-    out: list[list[str]] = [[] for _ in range(n_items)]
-    for i, t in zip(edges[0].tolist(), edges[1].tolist(), strict=True):
-        out[i].append(names[t] if names is not None else str(t))
-    return out
+def readable_entity(label: str) -> str:
+    """An entity label for people: a bare IRI becomes its last segment with spaces."""
+    if "://" in label:
+        label = label.rstrip("/").rsplit("/", 1)[-1].replace("_", " ")
+    return label
 
 
-def item_feature_lists(arrays: GraphArrays) -> list[list[str]]:
-    """Per item, its feature names (``"kind:value"``; the index as text when unnamed)."""
-    return _lists(arrays.item_feature, arrays.n_items, arrays.feature_names)
+def item_term_lists(arrays: GraphArrays) -> list[list[tuple[str, str]]]:
+    """Per item, the ``(category, name)`` terms that describe it for persona labels: its
+    features (``genre:Comedy`` → ``("genre", "Comedy")``) and the entities one DBpedia relation
+    away from its SAME_AS resources (``DIRECTOR`` → ``("people", "Woody Allen")``); categories
+    from :func:`kgrec.personas.groups.category_of`. Unnamed features or entities are skipped."""
+    from .groups import category_of
 
-
-def item_entity_lists(arrays: GraphArrays) -> list[list[str]]:
-    """Per item, the labels of its SAME_AS entities (the index as text when unlabelled)."""
-    return _lists(arrays.item_entity, arrays.n_items, arrays.entity_labels)
-
-
-def item_neighbour_entity_lists(arrays: GraphArrays) -> list[list[str]]:
-    """Per item, the labels of the entities one relation away from its SAME_AS resources (its
-    director, cast, author, genre, …): what describes a taste, unlike the work's own resource.
-    Falls back to :func:`item_entity_lists` when the graph has no entity relations."""
-    if arrays.entity_entity.shape[1] == 0:
-        return item_entity_lists(arrays)
-    names = arrays.entity_labels
-    out_nbrs: list[list[int]] = [[] for _ in range(arrays.n_entities)]
-    for s, t in zip(arrays.entity_entity[0].tolist(), arrays.entity_entity[1].tolist(), strict=True):
-        out_nbrs[s].append(t)
-    lists: list[list[str]] = [[] for _ in range(arrays.n_items)]
+    out: list[list[tuple[str, str]]] = [[] for _ in range(arrays.n_items)]
+    if arrays.feature_names is not None:
+        for i, f in zip(arrays.item_feature[0].tolist(), arrays.item_feature[1].tolist(), strict=True):
+            kind, _, value = arrays.feature_names[f].partition(":")
+            out[i].append((category_of(kind), value or kind))
+    ee = arrays.entity_entity
+    if arrays.entity_labels is None or ee.shape[1] == 0:
+        return out
+    types = arrays.entity_entity_type
+    rel_names = arrays.entity_rel_types or []
+    nbrs: list[list[tuple[str, str]]] = [[] for _ in range(arrays.n_entities)]
+    for j, (s, t) in enumerate(zip(ee[0].tolist(), ee[1].tolist(), strict=True)):
+        rel = rel_names[int(types[j])] if types is not None and int(types[j]) < len(rel_names) else ""
+        nbrs[s].append((category_of(rel), readable_entity(arrays.entity_labels[t])))
     for i, e in zip(arrays.item_entity[0].tolist(), arrays.item_entity[1].tolist(), strict=True):
-        lists[i].extend(names[t] if names is not None else str(t) for t in out_nbrs[e])
-    return [list(dict.fromkeys(x)) for x in lists]
-
-
-def to_hetero_data(
-    arrays: GraphArrays,
-    *,
-    user_extra: np.ndarray | None = None,
-    item_extra: np.ndarray | None = None,
-    reverse_edges: bool = True,
-) -> HeteroData:
-    """A PyG :class:`HeteroData` with node types ``user``/``item``/``feature``/``entity``.
-
-    ``item.x`` = LLM embeddings (+ ``item_extra``), ``user.x`` = mean embedding of the user's
-    training items (+ ``user_extra``); feature/entity nodes carry ``num_nodes`` only.
-    Edge types: ``(user, interacts, item)``, ``(item, has_feature, feature)``,
-    ``(item, same_as, entity)``, ``(entity, related, entity)`` (``edge_type`` codes when
-    typed), ``(item, co_occurs, item)``; with ``reverse_edges`` the ``rev_*`` reverses too.
-    """
-    import torch
-    from torch_geometric.data import HeteroData
-
-    data = HeteroData()
-    data["user"].x = torch.from_numpy(user_features(arrays, user_extra))
-    item_x = arrays.item_emb
-    if item_extra is not None:
-        item_extra = np.asarray(item_extra, dtype=np.float32)
-        if item_extra.ndim != 2 or item_extra.shape[0] != arrays.n_items:
-            raise DataError(
-                f"extra item features: expected [{arrays.n_items}, k], got {list(item_extra.shape)}"
-            )
-        item_x = np.concatenate([item_x, item_extra], axis=1)
-    data["item"].x = torch.from_numpy(np.ascontiguousarray(item_x, dtype=np.float32))
-    data["feature"].num_nodes = arrays.n_features
-    data["entity"].num_nodes = arrays.n_entities
-
-    def put(src: str, rel: str, dst: str, edges: np.ndarray) -> None:
-        ei = torch.from_numpy(np.ascontiguousarray(edges, dtype=np.int64))
-        data[src, rel, dst].edge_index = ei
-        if reverse_edges and src != dst:
-            data[dst, f"rev_{rel}", src].edge_index = ei.flip(0).contiguous()
-
-    put("user", "interacts", "item", arrays.user_item)
-    if arrays.item_feature.shape[1]:
-        put("item", "has_feature", "feature", arrays.item_feature)
-    if arrays.item_entity.shape[1]:
-        put("item", "same_as", "entity", arrays.item_entity)
-    if arrays.entity_entity.shape[1]:
-        put("entity", "related", "entity", arrays.entity_entity)
-        if arrays.entity_entity_type is not None:
-            data["entity", "related", "entity"].edge_type = torch.from_numpy(arrays.entity_entity_type)
-    if arrays.item_item.shape[1]:
-        put("item", "co_occurs", "item", arrays.item_item)
-    return data
+        out[i].extend(nbrs[e])
+    return [list(dict.fromkeys(terms)) for terms in out]

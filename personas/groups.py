@@ -1,5 +1,5 @@
-"""Persona groups: KMeans over persona vectors, labelled by over-represented features and
-entities (lift against the whole population). numpy / scipy / scikit-learn only; sklearn
+"""Persona groups: KMeans over persona vectors, labelled for an analyst by the genres, people
+and items most characteristic of each group (lift × support against the whole population). numpy / scipy / scikit-learn only; sklearn
 is imported inside the functions."""
 
 from __future__ import annotations
@@ -72,14 +72,34 @@ def cluster_personas(
     )
 
 
+#: Which kind of term says most about a taste. Feature kinds (``genre:Comedy``) and DBpedia
+#: relations (``DIRECTOR``) map to ``genre`` or ``people``; anything else (years, countries,
+#: languages, publishers) is ``other`` and is used in a label only when nothing better is there.
+GENRE_SOURCES = frozenset({"genre", "category", "GENRE", "LITERARY_GENRE", "SUBJECT"})
+PEOPLE_SOURCES = frozenset({"director", "author", "DIRECTOR", "WRITER", "AUTHOR", "MUSIC_COMPOSER",
+                            "PRODUCER", "STARRING"})
+CATEGORIES = ("genre", "people", "other")
+
+
+def category_of(source: str) -> str:
+    """``genre``, ``people`` or ``other`` for a feature kind or an entity relation type."""
+    if source in GENRE_SOURCES:
+        return "genre"
+    return "people" if source in PEOPLE_SOURCES else "other"
+
+
 @dataclass
 class Term:
-    name: str  # as given ("genre:thriller", entity label)
-    display: str  # readable ("thriller")
+    name: str  # what the group is labelled with ("Comedy", "Woody Allen", an item title)
+    category: str  # genre | people | other | item
     lift: float  # group share / population share
     support: int  # users in the group that have it
     share: float  # fraction of the group's users that have it
-    z: float = 0.0  # how far the group's share is above the population's, in standard errors
+
+    @property
+    def score(self) -> float:
+        """lift × support: distinctive *and* common in the group (lift alone favours rare terms)."""
+        return self.lift * self.support
 
 
 @dataclass
@@ -87,129 +107,125 @@ class GroupLabel:
     group: int
     size: int
     label: str
-    top_features: list[Term]
-    top_entities: list[Term]
+    top_genres: list[Term]
+    top_people: list[Term]
+    top_other: list[Term]
+    top_items: list[Term]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def properties(self) -> dict[str, Any]:
+        """What the ``:Persona`` node keeps (lists of names, so that Browser shows them)."""
+        return {"size": self.size, "label": self.label, "top_genres": [t.name for t in self.top_genres],
+                "top_people": [t.name for t in self.top_people], "top_other": [t.name for t in self.top_other],
+                "top_items": [t.name for t in self.top_items]}
 
-def _display_feature(name: str) -> str:
-    return name.split(":", 1)[1] if ":" in name else name
+    def row(self) -> dict[str, Any]:
+        """One row of the persona table."""
+        p = self.properties()
+        return {k: p[k] for k in ("size", "label", "top_genres", "top_people", "top_items")}
 
 
-def _display_entity(name: str) -> str:
-    if "://" in name:
-        name = name.rstrip("/").rsplit("/", 1)[-1]
-    return name.replace("_", " ")
-
-
-def _group_terms(
-    assignments: np.ndarray,
-    k: int,
-    ui,
-    lists: Sequence[Sequence[str]],
-    n_items: int,
-    top_n: int,
-    min_support: int,
-    min_share: float,
-    display,
-) -> list[list[Term]]:
+def _incidence(lists: Sequence[Sequence[str]], n_items: int) -> tuple[Any, list[str]]:
+    """item × term 0/1 matrix of ``lists`` (one list of term names per item) and the term names."""
     import scipy.sparse as sp
 
     vocab: dict[str, int] = {}
     rows, cols = [], []
     for i, names in enumerate(lists):
-        for t in set(names):
+        for t in dict.fromkeys(names):
             rows.append(i)
             cols.append(vocab.setdefault(t, len(vocab)))
-    names = list(vocab)
+    return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_items, len(vocab))), list(vocab)
+
+
+def _ranked_terms(assignments: np.ndarray, k: int, ui: Any, item_term: Any, names: Sequence[str],
+                  category: str, *, top_n: int, min_support: int, min_share: float) -> list[list[Term]]:
+    """Per group, the ``top_n`` terms by lift × support among those with lift > 1 that at least
+    ``max(min_support, min_share × group size)`` of its users have."""
+    import scipy.sparse as sp
+
     if not names:
         return [[] for _ in range(k)]
-    it = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_items, len(names)))
-    present = (ui @ it) > 0  # user × term
+    present = (ui @ item_term) > 0  # user × term
     n = len(assignments)
     g = sp.csr_matrix((np.ones(n), (assignments, np.arange(n))), shape=(k, n))
     counts = np.asarray((g @ present.astype(np.float64)).todense())  # group × term
     pop_share = np.asarray(present.sum(axis=0)).ravel() / max(n, 1)
     sizes = np.bincount(assignments, minlength=k)
-    out = []
+    out: list[list[Term]] = []
     for grp in range(k):
         if sizes[grp] == 0:
             out.append([])
             continue
         share = counts[grp] / sizes[grp]
         lift = np.divide(share, pop_share, out=np.zeros_like(share), where=pop_share > 0)
-        # Rank by the z-score of the group's share against the population's: lift alone
-        # favours rare terms that a handful of members happen to share.
-        se = np.sqrt(np.maximum(pop_share * (1 - pop_share), 1e-12) / sizes[grp])
-        z = (share - pop_share) / se
-        ok = np.flatnonzero((counts[grp] >= min_support) & (share >= min_share) & (lift > 1.0))
-        ranked = sorted(ok.tolist(), key=lambda t: (-z[t], -counts[grp, t], names[t]))[:top_n]
-        out.append(
-            [
-                Term(names[t], display(names[t]), float(lift[t]), int(counts[grp, t]), float(share[t]),
-                     float(z[t]))
-                for t in ranked
-            ]
-        )
+        floor = max(min_support, int(np.ceil(min_share * sizes[grp])))
+        ok = np.flatnonzero((counts[grp] >= floor) & (lift > 1.0))
+        score = lift * counts[grp]
+        ranked = sorted(ok.tolist(), key=lambda t: (-score[t], names[t]))[:top_n]
+        out.append([Term(names[t], category, float(lift[t]), int(counts[grp, t]), float(share[t]))
+                    for t in ranked])
     return out
+
+
+def _label(genres: list[Term], people: list[Term], other: list[Term], items: list[Term], n_label: int,
+           group: int) -> str:
+    """Two genres and one person first, filled up with more of them, then with the other kinds
+    (years, countries); the group's items only when it has no term at all."""
+    picks = genres[:2] + people[:1] + genres[2:] + people[1:] + other or items
+    parts: list[str] = []
+    for t in picks:
+        if t.name.lower() not in {p.lower() for p in parts}:
+            parts.append(t.name)
+        if len(parts) == n_label:
+            break
+    return " / ".join(parts) or f"group {group}"
 
 
 def label_groups(
     assignments: np.ndarray,
     user_item_edges: np.ndarray,
-    item_features: Sequence[Sequence[str]],
-    item_entities: Sequence[Sequence[str]],
+    item_terms: Sequence[Sequence[tuple[str, str]]],
     *,
+    item_titles: Sequence[str | None] | None = None,
     top_n: int = 5,
+    n_items: int = 3,
     min_support: int = 3,
     min_share: float = 0.05,
     n_label: int = 3,
-    item_titles: Sequence[str | None] | None = None,
 ) -> list[GroupLabel]:
-    """Per group: size, the features and entities most over-represented among its users
-    (lift of "user has an item with it", ranked, with at least ``min_support`` users and
-    ``min_share`` of the group, ranked by the z-score of the group's share against the
-    population's), and a label joining the top ``n_label`` of both lists, e.g. ``"Kubrick / psychological thriller / 1970s"``.
-    A group with neither (a catalogue without metadata) is labelled by its most over-represented
-    items' ``item_titles`` when given (ranked the same way), else ``"group N"``."""
+    """Per group: size, its most characteristic genres, people and other terms (``item_terms``:
+    per item, ``(category, name)`` pairs, category from :func:`category_of`), its ``n_items`` most
+    characteristic items (``item_titles``), and a label such as ``"Comedy / Romance / Woody Allen"``.
+    Terms are ranked by lift × support, with a minimum support (see :func:`_ranked_terms`)."""
     import scipy.sparse as sp
 
     a = np.asarray(assignments, dtype=np.int64)
     if a.ndim != 1 or a.size == 0 or a.min() < 0:
         raise ConfigError("assignments must be a non-empty 1-D array of group numbers ≥ 0")
-    n_users = len(a)
-    n_items = len(item_features)
-    if len(item_entities) != n_items:
-        raise ConfigError(f"item_features has {n_items} items, item_entities {len(item_entities)}")
+    n_users, n_cat = len(a), len(item_terms)
+    if item_titles is not None and len(item_titles) != n_cat:
+        raise ConfigError(f"item_titles has {len(item_titles)} items, item_terms {n_cat}")
     e = np.asarray(user_item_edges, dtype=np.int64).reshape(2, -1)
-    if e.size and (e[0].max() >= n_users or e[1].max() >= n_items or e.min() < 0):
+    if e.size and (e[0].max() >= n_users or e[1].max() >= n_cat or e.min() < 0):
         raise ConfigError("user_item_edges refer to users/items outside assignments/item lists")
     k = int(a.max()) + 1
-    ui = sp.csr_matrix((np.ones(e.shape[1]), (e[0], e[1])), shape=(n_users, n_items))
-    feats = _group_terms(a, k, ui, item_features, n_items, top_n, min_support, min_share, _display_feature)
-    ents = _group_terms(a, k, ui, item_entities, n_items, top_n, min_support, min_share, _display_entity)
-    sizes = np.bincount(a, minlength=k)
-    titles: list[list[Term]] = [[] for _ in range(k)]
+    ui = sp.csr_matrix((np.ones(e.shape[1]), (e[0], e[1])), shape=(n_users, n_cat))
+    opts = {"top_n": top_n, "min_support": min_support, "min_share": min_share}
+    by_cat = {}
+    for cat in CATEGORIES:
+        m, names = _incidence([[n for c, n in terms if c == cat] for terms in item_terms], n_cat)
+        by_cat[cat] = _ranked_terms(a, k, ui, m, names, cat, **opts)
+    items: list[list[Term]] = [[] for _ in range(k)]
     if item_titles is not None:
-        if len(item_titles) != n_items:
-            raise ConfigError(f"item_titles has {len(item_titles)} items, item_features {n_items}")
-        if any(not feats[g] and not ents[g] for g in range(k)):
-            lists = [[str(t).strip()] if t is not None and str(t).strip() else [] for t in item_titles]
-            titles = _group_terms(a, k, ui, lists, n_items, top_n, min_support, min_share, str)
-    out = []
-    for grp in range(k):
-        # the strongest feature first (genre, year, brand: readable), then the strongest terms
-        merged = feats[grp][:1] + sorted(feats[grp][1:] + ents[grp], key=lambda t: (-t.z, -t.support, t.display))
-        parts: list[str] = []
-        for t in merged:
-            if t.display.lower() not in (p.lower() for p in parts):
-                parts.append(t.display)
-            if len(parts) == n_label:
-                break
-        if not parts and titles[grp]:
-            parts = [t.display for t in titles[grp][:n_label]]
-        label = " / ".join(parts) if parts else f"group {grp}"
-        out.append(GroupLabel(grp, int(sizes[grp]), label, feats[grp], ents[grp]))
-    return out
+        titles = [str(t).strip() if t is not None and str(t).strip() else None for t in item_titles]
+        keep = [i for i, t in enumerate(titles) if t is not None]
+        m = sp.csr_matrix((np.ones(len(keep)), (keep, range(len(keep)))), shape=(n_cat, len(keep)))
+        items = _ranked_terms(a, k, ui, m, [titles[i] for i in keep], "item", **opts | {"top_n": n_items})
+    sizes = np.bincount(a, minlength=k)
+    return [GroupLabel(g, int(sizes[g]),
+                       _label(by_cat["genre"][g], by_cat["people"][g], by_cat["other"][g], items[g], n_label, g),
+                       by_cat["genre"][g], by_cat["people"][g], by_cat["other"][g], items[g])
+            for g in range(k)]

@@ -4,15 +4,18 @@
 trains HDGI, saves the model (+ the arrays inductive inference needs) under
 ``settings.models_dir / "personas"``, writes ``User.persona`` (with ``persona_version``)
 and its vector index, clusters users into ``Persona`` groups and replaces the old ones.
-:func:`load_inductive` maps a list of item ids to a persona vector without retraining;
-:func:`persona_attention` reads the saved meta-path weights. Heavy imports are lazy.
+:func:`load_inductive` maps a list of item ids to a persona vector without retraining.
+Each step of the training has a name (:func:`stream_arrays`, :func:`metapath_graphs`,
+:func:`fit_hdgi`, :func:`save_artefacts`, :func:`write_personas`, :func:`write_groups`).
+torch loads only inside :func:`fit_hdgi` and :func:`load_inductive`.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,10 +23,17 @@ from typing import Any
 
 import numpy as np
 
+from kgrec.choices import Encoder, Features, Projection, choice
 from kgrec.errors import ConfigError, DataError, ModelError, NotFoundError
 from kgrec.kg.store import GraphStore
 from kgrec.progress import NullProgress, ProgressReporter
 from kgrec.settings import Settings, apply_torch_threads
+
+from .data import GraphArrays, item_term_lists
+from .features import UserFeaturizer
+from .groups import cluster_personas, label_groups
+from .metapaths import RelationIndex, build_metapath_graph, parse_metapaths
+from .projection import graph_arrays
 
 ARRAYS_FILE = "arrays.npz"
 FEATURES_FILE = "features.npz"
@@ -48,7 +58,7 @@ class PersonaSummary:
     losses: list[float]
     best_epoch: int
     seconds: dict[str, float]
-    groups: list[dict[str, Any]]  # {"id", "size", "label"}
+    groups: list[dict[str, Any]]  # {"id", "size", "label", "top_genres", "top_people", "top_items"}
     model_dir: str
     metapath_edges: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -66,65 +76,109 @@ def _missing_relation(arrays: Any, name: str) -> str | None:
     return None
 
 
-def _advance_with_info(advance: Callable[..., Any]) -> Callable[[int, str], None]:
-    """``advance(n, info=...)`` where the reporter supports it (RichProgress), else ``advance(n)``."""
-    def call(n: int, info: str) -> None:
-        try:
-            advance(n, info=info)
-        except TypeError:
-            advance(n)
-    return call
+@dataclass
+class HDGIConfig:
+    """The hyper-parameters of one persona training run (validated on construction)."""
+
+    encoder: str = "gcn"
+    epochs: int = 200
+    metapaths: Sequence[str] = ("UIU", "UIFIU", "UIEIU")
+    hidden: int = 256
+    lr: float = 1e-4
+    patience: int = 20
+    features: str = "mean+cf"
+    cf_dim: int = 64
+    batch_size: int | None = None
+    max_neighbors: int = 20
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        self.encoder = choice(Encoder, self.encoder, "encoder")
+        self.features = choice(Features, self.features, "features")
+        if self.hidden < 1:
+            raise ConfigError(f"hidden must be ≥ 1 (got {self.hidden})")
 
 
-def train_personas(
-    store: GraphStore,
-    settings: Settings,
-    *,
-    encoder: str = "gcn",
-    epochs: int = 200,
-    metapaths: Sequence[str] = ("UIU", "UIFIU", "UIEIU"),
-    hidden: int = 256,
-    lr: float = 1e-4,
-    patience: int = 20,
-    features: str = "mean+cf",
-    cf_dim: int = 64,
-    batch_size: int | None = None,
-    k: int | None = None,
-    max_neighbors: int = 20,
-    device: str = "cpu",
-    seed: int | None = None,
-    progress: ProgressReporter | None = None,
-) -> PersonaSummary:
-    """Train HDGI personas on the stored graph and write them back (see the module doc)."""
+@dataclass
+class MetaPathGraphs:
+    """The meta-paths kept for training (with their user–user graphs) and the dropped ones."""
 
-    from .data import item_feature_lists, item_neighbour_entity_lists
-    from .features import FEATURE_KINDS, UserFeaturizer
-    from .groups import cluster_personas, label_groups
-    from .hdgi import HDGI
-    from .metapaths import RelationIndex, build_metapath_graph, parse_metapaths
-    from .persistence import save_model
-    from .projection import graph_arrays
-    from .train import embed_personas, train_hdgi
+    specs: list[Any]
+    graphs: list[Any]
+    dropped: dict[str, str]
+    edges: dict[str, int]
 
-    if encoder not in ("gcn", "gat") or hidden < 1:
-        raise ConfigError(f"encoder must be 'gcn' or 'gat' (got {encoder!r}) and hidden ≥ 1 (got {hidden})")
-    if features not in FEATURE_KINDS:
-        raise ConfigError(f"features must be one of {', '.join(FEATURE_KINDS)} (got {features!r})")
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.specs]
+
+
+class _Timer:
+    """``with timer("stage"):`` adds the block's wall time to ``seconds["stage"]``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t = time.perf_counter()
+        yield
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t
+
+
+def train_personas(store: GraphStore, settings: Settings, *, k: int | None = None, seed: int | None = None,
+                   progress: ProgressReporter | None = None, **hparams: Any) -> PersonaSummary:
+    """Train HDGI personas on the stored graph and write them back (see the module doc).
+    ``hparams`` are :class:`HDGIConfig` fields (encoder, epochs, metapaths, hidden, ...)."""
+    cfg = HDGIConfig(**hparams)
     progress = progress or NullProgress()
     seed = settings.seed if seed is None else int(seed)
     apply_torch_threads(settings)
-    seconds: dict[str, float] = {}
+    timer = _Timer()
+    with timer("stream"):
+        arrays = stream_arrays(store, progress)
+    with timer("metapaths"):
+        paths = metapath_graphs(arrays, cfg.metapaths, cfg.max_neighbors, seed, progress)
+    with timer("features"), progress.stage(f"user features ({cfg.features})") as advance:
+        featurizer = UserFeaturizer.fit(arrays, cfg.features, cf_dim=cfg.cf_dim, seed=seed)
+        x = featurizer.users(arrays)
+        advance(1)
+    with timer("train"):
+        model, result, z = fit_hdgi(x, paths.graphs, cfg, seed, progress)
+    with timer("write"):
+        out_dir = model_dir(settings)
+        version = save_artefacts(out_dir, model, cfg, seed, result, paths, arrays, featurizer)
+        write_personas(store, arrays, z, version, progress)
+        groups = write_groups(store, arrays, z, version, paths.names, [round(float(a), 4) for a in result.attention],
+                              k=k, seed=seed, progress=progress)
+    summary = PersonaSummary(
+        version=version, n_users=arrays.n_users, dim=int(z.shape[1]), encoder=cfg.encoder,
+        metapaths=paths.names, dropped=paths.dropped,
+        attention={n: round(float(a), 4) for n, a in zip(paths.names, result.attention, strict=True)},
+        losses=[float(v) for v in result.losses], best_epoch=result.best_epoch, seconds=timer.seconds,
+        groups=groups, model_dir=str(out_dir), metapath_edges=paths.edges,
+        notes=[f"meta-path {n} dropped: {why}" for n, why in paths.dropped.items()]
+        + ([f"stopped early at epoch {result.epochs_run}"] if result.stopped_early else []),
+    )
+    (out_dir / SUMMARY_FILE).write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
+    return summary
 
-    t = time.perf_counter()
+
+def stream_arrays(store: GraphStore, progress: ProgressReporter) -> GraphArrays:
+    """The training projection of the graph as :class:`GraphArrays`."""
     with progress.stage("stream training graph") as advance:
         arrays = graph_arrays(store)
         advance(1)
-    seconds["stream"] = time.perf_counter() - t
+    return arrays
 
-    t = time.perf_counter()
+
+def metapath_graphs(arrays: GraphArrays, metapaths: Sequence[str], max_neighbors: int, seed: int,
+                    progress: ProgressReporter) -> MetaPathGraphs:
+    """One sampled user–user graph per meta-path; a path with no edges is dropped (and said so).
+    Raises :class:`DataError` when every path is empty."""
     specs = parse_metapaths(metapaths, max_neighbors=max_neighbors)
     index = RelationIndex(arrays)
-    kept, graphs, dropped, n_edges = [], [], {}, {}
+    out = MetaPathGraphs([], [], {}, {})
     with progress.stage("meta-path graphs", total=len(specs)) as advance:
         for spec in specs:
             why = _missing_relation(arrays, spec.name)
@@ -133,88 +187,106 @@ def train_personas(
                 if g.num_edges == 0:
                     why = "no user pairs connected by this path"
                 else:
-                    kept.append(spec)
-                    graphs.append(g)
-                    n_edges[spec.name] = g.num_edges
+                    out.specs.append(spec)
+                    out.graphs.append(g)
+                    out.edges[spec.name] = g.num_edges
             if why is not None:
-                dropped[spec.name] = why
+                out.dropped[spec.name] = why
                 progress.note(f"meta-path {spec.name} dropped: {why}")
             advance(1)
-    if not kept:
-        raise DataError(f"every meta-path is empty on this graph ({dropped}); nothing to train on")
-    seconds["metapaths"] = time.perf_counter() - t
+    if not out.specs:
+        raise DataError(f"every meta-path is empty on this graph ({out.dropped}); nothing to train on")
+    return out
 
-    t = time.perf_counter()
-    with progress.stage(f"user features ({features})") as advance:
-        featurizer = UserFeaturizer.fit(arrays, features, cf_dim=cf_dim, seed=seed)
-        x = featurizer.users(arrays)
-        advance(1)
-    seconds["features"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    model = HDGI(x.shape[1], hidden, len(kept), encoder=encoder)
-    with progress.stage(f"train HDGI-{encoder}", total=epochs) as advance:
-        step = _advance_with_info(advance)
+def fit_hdgi(x: np.ndarray, graphs: list[Any], cfg: HDGIConfig, seed: int,
+             progress: ProgressReporter) -> tuple[Any, Any, np.ndarray]:
+    """Train an :class:`~kgrec.personas.hdgi.HDGI` on ``x`` over ``graphs``; returns the model,
+    its training result and the persona matrix."""
+    from .hdgi import HDGI
+    from .train import embed_personas, train_hdgi
+
+    model = HDGI(x.shape[1], cfg.hidden, len(graphs), encoder=cfg.encoder)
+    with progress.stage(f"train HDGI-{cfg.encoder}", total=cfg.epochs) as advance:
         result = train_hdgi(
-            model, x, graphs, epochs=epochs, lr=lr, patience=patience, seed=seed, device=device,
-            batch_size=batch_size, num_neighbors=max_neighbors if batch_size else None,
-            on_epoch=lambda _e, loss: step(1, f"loss {loss:.4f}"),
+            model, x, graphs, epochs=cfg.epochs, lr=cfg.lr, patience=cfg.patience, seed=seed,
+            device=cfg.device, batch_size=cfg.batch_size,
+            num_neighbors=cfg.max_neighbors if cfg.batch_size else None,
+            on_epoch=lambda _e, loss: advance(1, info=f"loss {loss:.4f}"),
         )
-    z = embed_personas(model, x, graphs, batch_size=batch_size, use_stored_attention=True)
-    seconds["train"] = time.perf_counter() - t
+    z = embed_personas(model, x, graphs, batch_size=cfg.batch_size, use_stored_attention=True)
+    return model, result, z
 
-    t = time.perf_counter()
-    out_dir = model_dir(settings)
-    hparams = {"epochs": epochs, "lr": lr, "patience": patience, "batch_size": batch_size,
-               "max_neighbors": max_neighbors, "seed": seed, "best_epoch": result.best_epoch,
-               "features": features, "cf_dim": int(featurizer.item_factors.shape[1])}
-    mhash = save_model(out_dir, model, hparams, kept)
+
+def save_artefacts(out_dir: Path, model: Any, cfg: HDGIConfig, seed: int, result: Any, paths: MetaPathGraphs,
+                   arrays: GraphArrays, featurizer: UserFeaturizer) -> str:
+    """The model, the arrays and the featurizer that inductive inference needs; returns the
+    persona version (model hash + time)."""
+    from .persistence import save_model
+
+    hparams = {"epochs": cfg.epochs, "lr": cfg.lr, "patience": cfg.patience, "batch_size": cfg.batch_size,
+               "max_neighbors": cfg.max_neighbors, "seed": seed, "best_epoch": result.best_epoch,
+               "features": str(cfg.features), "cf_dim": int(featurizer.item_factors.shape[1])}
+    mhash = save_model(out_dir, model, hparams, paths.specs)
     arrays.save(out_dir / ARRAYS_FILE)
     featurizer.save(out_dir / FEATURES_FILE)
-    version = f"{mhash}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+    return f"{mhash}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+
+
+def write_personas(store: GraphStore, arrays: GraphArrays, z: np.ndarray, version: str,
+                   progress: ProgressReporter) -> None:
+    """``User.persona`` (+ ``persona_version``) and its vector index."""
     with progress.stage("write User.persona", total=arrays.n_users) as advance:
         store.write_vectors("User", "persona", arrays.user_ids, z, progress=advance,
                             extra={"persona_version": version})
     store.create_vector_index("User", "persona", int(z.shape[1]))
 
+
+def write_groups(store: GraphStore, arrays: GraphArrays, z: np.ndarray, version: str, names: list[str],
+                 attention: list[float], *, k: int | None, seed: int,
+                 progress: ProgressReporter) -> list[dict[str, Any]]:
+    """Cluster the personas, label the groups and replace the graph's ``Persona`` nodes and
+    ``HAS_PERSONA`` edges; returns the groups, biggest (``p0``) first."""
     with progress.stage("persona groups") as advance:
         clusters = cluster_personas(z, k, k_range=range(4, 13), seed=seed)
-        title_rows = store.stream_nodes("Item", ["title"])
-        title_of = dict(zip(title_rows.ids, title_rows.properties["title"], strict=True))
-        labels = label_groups(clusters.assignments, arrays.user_item, item_feature_lists(arrays),
-                              item_neighbour_entity_lists(arrays),
-                              item_titles=[title_of.get(i) for i in arrays.item_ids])
+        labels = label_groups(clusters.assignments, arrays.user_item, item_term_lists(arrays),
+                              item_titles=item_titles(store, arrays))
         advance(1)
-    order = sorted(range(clusters.k), key=lambda g: (-labels[g].size, g))  # p0 = the biggest
+    order = sorted((g for g in range(clusters.k) if labels[g].size > 0), key=lambda g: (-labels[g].size, g))
     pid = {g: f"p{r}" for r, g in enumerate(order)}
-    names = [s.name for s in kept]
-    att = [float(a) for a in result.attention]
     store.delete_relationships("HAS_PERSONA")
     store.run("personas_delete")
     store.upsert_nodes("Persona", [
-        {"key": pid[g], "props": {
-            "size": labels[g].size, "label": labels[g].label,
-            "top_features": [t.name for t in labels[g].top_features],
-            "top_entities": [t.display for t in labels[g].top_entities],
-            "persona_version": version, "metapaths": names, "attention": att}}
-        for g in order if labels[g].size > 0])
+        {"key": pid[g], "props": labels[g].properties() | {
+            "persona_version": version, "metapaths": names, "attention": attention}}
+        for g in order])
     store.upsert_relationships("HAS_PERSONA", (
         {"src": u, "dst": pid[int(g)], "props": {"persona_version": version}}
         for u, g in zip(arrays.user_ids, clusters.assignments.tolist(), strict=True)))
-    seconds["write"] = time.perf_counter() - t
+    return [{"id": pid[g]} | labels[g].row() for g in order]
 
-    summary = PersonaSummary(
-        version=version, n_users=arrays.n_users, dim=int(z.shape[1]), encoder=encoder,
-        metapaths=names, dropped=dropped, attention=dict(zip(names, att, strict=True)),
-        losses=[float(v) for v in result.losses], best_epoch=result.best_epoch, seconds=seconds,
-        groups=[{"id": pid[g], "size": labels[g].size, "label": labels[g].label}
-                for g in order if labels[g].size > 0],
-        model_dir=str(out_dir), metapath_edges=n_edges,
-        notes=[f"meta-path {n} dropped: {why}" for n, why in dropped.items()]
-        + ([f"stopped early at epoch {result.epochs_run}"] if result.stopped_early else []),
-    )
-    (out_dir / SUMMARY_FILE).write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
-    return summary
+
+def item_titles(store: GraphStore, arrays: GraphArrays) -> list[str | None]:
+    rows = store.stream_nodes("Item", ["title"])
+    title_of = dict(zip(rows.ids, rows.properties["title"], strict=True))
+    return [title_of.get(i) for i in arrays.item_ids]
+
+
+def show_personas(store: GraphStore) -> list[dict[str, Any]]:
+    """The persona table (``kgrec personas show``): id, size, label, top genres, people, items."""
+    rows = store.run("browser/persona_overview", read_only=True)
+    if not rows:
+        raise NotFoundError("no persona groups in the graph; run `kgrec train personas` first")
+    return rows
+
+
+def plot_personas(store: GraphStore, settings: Settings, *, out: Path | None = None, method: str = "tsne",
+                  sample: int = 3000) -> Path:
+    """A PNG map of the personas (``kgrec personas plot``), by default under the reports dir."""
+    from .plot import plot_personas as draw
+
+    target = out or settings.reports_dir / "personas.png"
+    return draw(store, target, method=choice(Projection, method, "method"), sample=sample, seed=settings.seed)
 
 
 def load_inductive(store: GraphStore, settings: Settings) -> Callable[[list[str]], np.ndarray]:
@@ -223,8 +295,6 @@ def load_inductive(store: GraphStore, settings: Settings) -> Callable[[list[str]
     Raises :class:`ModelError` when no model is saved or the graph's personas come from
     another model; the returned function raises :class:`NotFoundError` for an unknown item.
     """
-    from .data import GraphArrays
-    from .features import UserFeaturizer
     from .inductive import InductivePersonas
     from .metapaths import MetaPathSpec
     from .persistence import load_model
@@ -255,16 +325,3 @@ def load_inductive(store: GraphStore, settings: Settings) -> Callable[[list[str]
         return encoder.infer(np.asarray(idx, dtype=np.int64))
 
     return infer
-
-
-def persona_attention(settings: Settings) -> dict[str, float]:
-    """The saved global meta-path weights, e.g. ``{"UIU": 0.5, "UIFIU": 0.3, "UIEIU": 0.2}``."""
-    from .persistence import ATTENTION_FILE
-
-    path = model_dir(settings) / ATTENTION_FILE
-    try:
-        return {str(k): float(v) for k, v in json.loads(path.read_text()).items()}
-    except FileNotFoundError as e:
-        raise ModelError(f"no persona model at {path.parent}; train the personas first") from e
-    except (OSError, ValueError, AttributeError) as e:
-        raise ModelError(f"cannot read {path}: {e}") from e

@@ -34,22 +34,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import Enum
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kgrec.errors import ConfigError, DataError
+from kgrec.choices import Protocol, choice
+from kgrec.errors import DataError
 
-if TYPE_CHECKING:  # the CLI imports this module for the enum: keep pandas out of its import
+if TYPE_CHECKING:  # keep pandas out of this module's import
     import pandas as pd
 
     from kgrec.recommender import data as D
-
-
-class Protocol(str, Enum):
-    session = "session"
-    loo = "loo"
 
 
 PROTOCOLS = tuple(p.value for p in Protocol)
@@ -58,10 +53,8 @@ PREFIX_BUCKETS = (("0", 0, 0), ("1", 1, 1), ("2-4", 2, 4), ("5+", 5, None))
 
 
 def check_protocol(protocol: str | Protocol) -> Protocol:
-    try:
-        return Protocol(protocol.value if isinstance(protocol, Protocol) else protocol)
-    except ValueError as e:
-        raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}; got {protocol!r}") from e
+    """``protocol`` as a :class:`~kgrec.choices.Protocol`, or a ConfigError listing the choices."""
+    return choice(Protocol, protocol, "protocol")
 
 
 @dataclass

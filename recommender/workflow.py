@@ -67,14 +67,9 @@ class RecList(list):
         self.user, self.persona_source, self.run_id, self.notes = user, persona_source, run_id, list(notes)
 
 
-def _say(progress) -> Callable[[str], None]:
-    note = getattr(progress, "note", None)
-    return note if callable(note) else (lambda _m: None)
-
-
 def load_inputs(store, settings, progress=None) -> Inputs:
     """Split, ``Item.emb`` aligned to the vocabulary, ``User.persona`` and history-user vectors."""
-    from kgrec.kg.build import load_split
+    from kgrec.kg.artefacts import load_split
     from kgrec.recommender.data import ItemVocab, align_item_embeddings, history_user_embeddings
 
     progress = progress or NullProgress()
@@ -120,7 +115,7 @@ def train(store, settings, *, epochs: int = 50, seed: int | None = None, device:
                    max_len=max_len, protocol="session", exclude_seen=True)
     t0 = time.perf_counter()
     with progress.stage("train recommender", epochs * (1 + len(fusions))) as advance:
-        say = _say(progress)
+        say = progress.note
 
         def tick(msg: str) -> None:
             say(msg)
@@ -160,7 +155,7 @@ class Context:
 
 
 def load_context(store, settings) -> Context:
-    from kgrec.kg.build import load_split, read_build_meta
+    from kgrec.kg.artefacts import load_split, read_build_meta
     from kgrec.recommender.service import Recommender
 
     d = model_dir(settings)
@@ -270,7 +265,7 @@ def evaluate(store, settings, *, seeds: Sequence[int] = (0, 1, 2), epochs: int =
         frames = inp.split if users is None else subsample_users(inp.split, users)
         results = evaluate_all(frames, inp.item_table, inp.personas, inp.history_user,
                                item_ids=inp.vocab.ids, seeds=list(seeds), epochs=epochs, device=device,
-                               progress=_say(progress), protocol=protocol, exclude_seen=exclude_seen, k=k,
+                               progress=progress.note, protocol=protocol, exclude_seen=exclude_seen, k=k,
                                on_pipeline=keep, **kwargs)
     results.extra.update({"fingerprint": inp.fingerprint, "persona_version": inp.persona_version,
                           "epochs": epochs, "device": device, "user_subsample": users,
@@ -279,3 +274,31 @@ def evaluate(store, settings, *, seeds: Sequence[int] = (0, 1, 2), epochs: int =
     if saved:
         paths["model"] = saved["model"]
     return results, paths
+
+
+def recommend_with_inductive(store, settings, *, user: str | None = None, session: Sequence[str] = (),
+                             k: int = 10, write: bool = False, run_id: str | None = None) -> RecList:
+    """:func:`recommend` as ``kgrec recommend`` runs it: an anonymous session gets an inductive
+    persona from the saved persona model; without a usable one it is recommended without a
+    persona, and the first note says why."""
+    inductive, notes = None, []
+    if user is None:
+        from kgrec.personas.workflow import load_inductive
+
+        try:
+            inductive = load_inductive(store, settings)
+        except ModelError as e:
+            notes.append(f"no inductive persona: {e}")
+    recs = recommend(store, settings, user=user, session=session, k=k, write=write, run_id=run_id,
+                     inductive=inductive)
+    recs.notes[:0] = notes
+    return recs
+
+
+def explain(store, settings, *, user: str, item: str, n: int = 5) -> list:
+    """Up to ``n`` scored graph paths that say why ``item`` suits ``user`` (``kgrec explain``)."""
+    from kgrec.recommender.explain import explain as explain_paths
+
+    if n < 1:
+        raise ConfigError(f"-n must be at least 1, got {n}")
+    return explain_paths(store, user, item, n=n)

@@ -1,6 +1,7 @@
-// Persona overview: every persona group with its size, readable label, and the features and
-// DBpedia entities over-represented among its members. Biggest first.
+// Persona overview: every persona group with its size, readable label, and what is most
+// characteristic of its members (lift × support against all users): genres and DBpedia
+// subjects, people (directors, authors, cast), and items. Biggest first.
 MATCH (p:Persona)
-RETURN p.id AS persona, p.label AS label, p.size AS size, p.top_features AS top_features,
-       p.top_entities AS top_entities
+RETURN p.id AS persona, p.size AS size, p.label AS label, p.top_genres AS top_genres,
+       p.top_people AS top_people, p.top_items AS top_items
 ORDER BY size DESC

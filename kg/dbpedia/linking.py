@@ -99,6 +99,14 @@ class LinkSummary:
         d["linked_total"] = self.linked_total
         return d
 
+    def describe(self) -> str:
+        """One line for a person: what was linked, written and queried."""
+        return (f"DBpedia: {self.linked_total}/{self.items} items linked {self.linked}, "
+                f"{self.unlinked} unlinked, {self.failed} failed; {self.entities} entities, "
+                f"{self.relationships} relationships; {self.queries_sent} queries sent, "
+                f"{self.cache_hits} from cache"
+                + (f"; unlinked items listed in {self.report}" if self.report else ""))
+
 
 # --- mapping file -----------------------------------------------------------------------------
 

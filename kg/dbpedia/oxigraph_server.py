@@ -111,6 +111,7 @@ class OxigraphServer:
         self.store = store
         self.port = port or free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}/query"
+        self.cache_scope: str | None = None  # set by serve(): the fingerprint of the data files
         self._log_path = log or store.parent / "oxigraph.log"
         self._log = self._log_path.open("ab")
         self.process = subprocess.Popen(
@@ -166,4 +167,7 @@ def serve(data_files: list[Path] | None = None, workdir: Path | None = None, *,
     if workdir is None:
         raise ConfigError("serve() needs a workdir for the Oxigraph store")
     store = load(files, Path(workdir))
-    return OxigraphServer(store, port=port)
+    server = OxigraphServer(store, port=port)
+    # SPARQL cache scope: the data served, not the random port
+    server.cache_scope = "oxigraph:" + (Path(workdir) / "fingerprint").read_text().split()[0]
+    return server

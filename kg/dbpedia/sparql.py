@@ -8,9 +8,11 @@
   seconds, not ``batches × attempts × timeout``.
 * **Rate limit**: at least ``min_interval_s`` between two queries sent (cache hits are free).
 * **Disk cache**: one JSON file per query under ``cache_dir``, named by the sha256 of the
-  normalised query (whitespace outside string literals collapsed). The endpoint is *not* part of
-  the key, so a local Oxigraph on a random port and a re-run share answers; failures are never
-  cached.
+  normalised query (whitespace outside string literals collapsed) and of the *cache scope*: the
+  endpoint URL by default, so answers from a local DBpedia subset are never reused against full
+  DBpedia (or any other endpoint). A local Oxigraph passes the fingerprint of its data files as the
+  scope instead of its random-port URL, so re-runs over the same files share answers. Failures are
+  never cached.
 * Counters in :class:`SparqlStats`: ``queries_sent``, ``cache_hits``, ``failures``.
 
 Everything put into a query goes through :func:`escape_literal` (literals) or :func:`iri`
@@ -125,8 +127,9 @@ def normalise_query(query: str) -> str:
     return "".join(out)
 
 
-def query_key(query: str) -> str:
-    return hashlib.sha256(normalise_query(query).encode("utf-8")).hexdigest()
+def query_key(query: str, scope: str = "") -> str:
+    """The cache key of ``query`` sent to the endpoint (or data set) named by ``scope``."""
+    return hashlib.sha256(f"{scope}\x00{normalise_query(query)}".encode()).hexdigest()
 
 
 # --- templates --------------------------------------------------------------------------------
@@ -171,12 +174,14 @@ class SparqlClient:
     def __init__(self, endpoint: str, *, cache_dir: Path | None = None, timeout_s: float = 10.0,
                  attempts: int = 3, backoff_initial_s: float = 0.25, backoff_max_s: float = 2.0,
                  min_interval_s: float = 0.1, breaker_threshold: int = 3,
-                 user_agent: str = "kgrec/0.1 (+https://github.com/kgrec)") -> None:
+                 user_agent: str = "kgrec/0.1 (+https://github.com/kgrec)",
+                 cache_scope: str | None = None) -> None:
         if not re.match(r"^https?://", endpoint or ""):
             raise ConfigError(f"SPARQL endpoint must be an http(s) URL, got {endpoint!r}")
         if attempts < 1 or timeout_s <= 0 or min_interval_s < 0:
             raise ConfigError("attempts must be ≥ 1, timeout_s > 0, min_interval_s ≥ 0")
         self.endpoint = endpoint
+        self.cache_scope = cache_scope or endpoint
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.timeout_s = timeout_s
         self.attempts = attempts
@@ -206,7 +211,7 @@ class SparqlClient:
     def _cache_path(self, query: str) -> Path | None:
         if self.cache_dir is None:
             return None
-        key = query_key(query)
+        key = query_key(query, self.cache_scope)
         return self.cache_dir / key[:2] / f"{key}.json"
 
     def _cache_get(self, path: Path | None) -> list[dict[str, str]] | None:
@@ -222,7 +227,7 @@ class SparqlClient:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"query": normalise_query(query), "rows": rows}), encoding="utf-8")
+        tmp.write_text(json.dumps({"scope": self.cache_scope, "query": normalise_query(query), "rows": rows}), encoding="utf-8")
         tmp.replace(path)
 
     # --- network --------------------------------------------------------------------------

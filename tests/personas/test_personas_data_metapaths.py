@@ -5,7 +5,7 @@ import pytest
 import scipy.sparse as sp
 
 from kgrec.errors import ConfigError, DataError
-from kgrec.personas.data import GraphArrays, session_features, to_hetero_data, user_features
+from kgrec.personas.data import GraphArrays, session_features, user_features
 from kgrec.personas.metapaths import (
     CSR,
     MetaPathSpec,
@@ -37,18 +37,11 @@ def test_graph_arrays_validation():
         GraphArrays(["u"], ["i"], np.zeros((1, 4)), np.array([0, 0]))
 
 
-def test_user_features_and_hetero_data(arrays):
+def test_user_and_session_features(arrays):
     x = user_features(arrays)
     items_of_0 = arrays.user_item[1][arrays.user_item[0] == 0]
     assert np.allclose(x[0], arrays.item_emb[items_of_0].mean(0), atol=1e-5)
-    data = to_hetero_data(arrays, user_extra=np.ones((arrays.n_users, 2)))
-    assert set(data.node_types) == {"user", "item", "feature", "entity"}
-    assert tuple(data["user"].x.shape) == (60, 18)
-    assert tuple(data["item"].x.shape) == (40, 16)
-    assert data["feature"].num_nodes == 8 and data["entity"].num_nodes == 6
-    assert data["user", "interacts", "item"].edge_index.shape[1] == arrays.user_item.shape[1]
-    assert ("item", "rev_interacts", "user") in data.edge_types
-    assert data["entity", "related", "entity"].edge_type.tolist() == [0, 0, 0, 1]
+    assert user_features(arrays, np.ones((arrays.n_users, 2))).shape == (60, 18)
     s = session_features(arrays, [1, 2], extra_dim=2)
     assert s.shape == (18,) and np.allclose(s[:16], arrays.item_emb[[1, 2]].mean(0), atol=1e-6)
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from kgrec.errors import ConfigError
-from kgrec.personas.data import item_entity_lists, item_feature_lists
-from kgrec.personas.groups import cluster_personas, label_groups
+from kgrec.personas.data import item_term_lists
+from kgrec.personas.groups import category_of, cluster_personas, label_groups
 from kgrec.personas.signal import neighbour_overlap
 
 
@@ -29,50 +29,81 @@ def test_cluster_fixed_k_and_selected_k(user_comm):
         cluster_personas(np.full((4, 2), np.nan), 2)
 
 
+def _planted_terms(n_items: int) -> list[list[tuple[str, str]]]:
+    """Community c = item % 3 owns genre ``g{c}``, director ``Director {c}`` and actor
+    ``Actor {c}``; every item is a ``movie`` (lift 1) and carries a random year (other)."""
+    rng = np.random.default_rng(0)
+    return [[("genre", f"g{i % 3}"), ("genre", "movie"), ("people", f"Director {i % 3}"),
+             ("people", f"Actor {i % 3}"), ("other", str(1990 + int(rng.integers(0, 3))))]
+            for i in range(n_items)]
+
+
 def test_label_groups_on_planted_communities(arrays, user_comm):
-    groups = label_groups(
-        user_comm, arrays.user_item, item_feature_lists(arrays), item_entity_lists(arrays), min_support=3
-    )
-    assert [g.size for g in groups] == [20, 20, 20] and sum(g.size for g in groups) == arrays.n_users
-    own = {
-        0: {"noir", "western", "Stanley Kubrick", "Sergio Leone"},
-        1: {"1970s", "musical", "Bob Fosse", "Gene Kelly"},
-        2: {"space opera", "documentary", "George Lucas", "Werner Herzog"},
-    }
+    titles = [f"Film {i}" for i in range(arrays.n_items)]
+    groups = label_groups(user_comm, arrays.user_item, _planted_terms(arrays.n_items), item_titles=titles)
+    assert [g.size for g in groups] == [20, 20, 20]
     for g in groups:
-        parts = g.label.split(" / ")
-        assert 1 <= len(parts) <= 3 and set(parts) <= own[g.group], g.label
-        assert g.top_features and g.top_entities
-        assert all(t.lift > 1 and t.support >= 3 for t in g.top_features + g.top_entities)
-        lifts = [t.lift for t in g.top_features]
-        assert lifts == sorted(lifts, reverse=True)
-        assert "movie" not in g.label  # on every item: lift 1, never a label
+        c = g.group
+        # genres and people first; a year would only fill a label that lacks them
+        assert g.label.split(" / ")[0] == f"g{c}", g.label
+        assert f"Director {c}" in g.label or f"Actor {c}" in g.label
+        assert not any(p.isdigit() for p in g.label.split(" / "))
+        assert "movie" not in g.label and all(t.name != "movie" for t in g.top_genres)  # lift 1
+        assert [t.name for t in g.top_genres] == [f"g{c}"]
+        assert {t.name for t in g.top_people} == {f"Director {c}", f"Actor {c}"}
+        terms = g.top_genres + g.top_people + g.top_other + g.top_items
+        assert all(t.lift > 1 and t.support >= 3 for t in terms)
+        scores = [t.score for t in g.top_people]
+        assert scores == sorted(scores, reverse=True)
+        # the three most characteristic items: the community's own
+        assert len(g.top_items) == 3 and all(int(t.name.split()[1]) % 3 == c for t in g.top_items)
+        props = g.properties()
+        assert props["top_genres"] == [f"g{c}"] and len(props["top_items"]) == 3
+        assert set(g.row()) == {"size", "label", "top_genres", "top_people", "top_items"}
+
+
+def test_label_groups_prefers_genres_and_people_over_years(arrays, user_comm):
+    """A year that is far more distinctive than the genre still does not lead the label."""
+    terms = [[("genre", f"g{i % 3}"), ("other", f"{1970 + i % 3}")] for i in range(arrays.n_items)]
+    for g in label_groups(user_comm, arrays.user_item, terms):
+        assert g.label.startswith(f"g{g.group}") and g.top_other
 
 
 def test_label_groups_edge_cases(arrays):
     a = np.zeros(arrays.n_users, dtype=int)
     a[:2] = 2  # group 1 empty, group 2 tiny
-    groups = label_groups(a, arrays.user_item, item_feature_lists(arrays), item_entity_lists(arrays))
+    terms = _planted_terms(arrays.n_items)
+    groups = label_groups(a, arrays.user_item, terms)
     assert [g.size for g in groups] == [58, 0, 2]
     assert groups[1].label == "group 1" and groups[2].label == "group 2"  # below min support
     with pytest.raises(ConfigError):
-        label_groups(a, arrays.user_item, item_feature_lists(arrays), item_entity_lists(arrays)[:3])
+        label_groups(a, arrays.user_item, terms[:3])
 
 
 def test_groups_without_metadata_are_labelled_by_their_items(arrays, user_comm):
     """A catalogue with no features or entities (e.g. Amazon Games): the label names the items
-    most over-represented in the group; no titles → "group N"."""
+    most characteristic of the group; no titles → "group N"."""
     none = [[] for _ in range(arrays.n_items)]
     titles = [f"Game {i}" for i in range(arrays.n_items)]
-    groups = label_groups(user_comm, arrays.user_item, none, none, item_titles=titles)
+    groups = label_groups(user_comm, arrays.user_item, none, item_titles=titles)
     for g in groups:
         names = g.label.split(" / ")
         assert 1 <= len(names) <= 3 and all(n in titles for n in names)
         # planted: community c owns items c, c+3, …
         assert all(int(n.split()[1]) % 3 == g.group for n in names)
-    assert label_groups(user_comm, arrays.user_item, none, none)[0].label == "group 0"
+    assert label_groups(user_comm, arrays.user_item, none)[0].label == "group 0"
     with pytest.raises(ConfigError, match="item_titles"):
-        label_groups(user_comm, arrays.user_item, none, none, item_titles=titles[:3])
+        label_groups(user_comm, arrays.user_item, none, item_titles=titles[:3])
+
+
+def test_item_term_lists_sorts_features_and_entities_into_categories(arrays):
+    terms = item_term_lists(arrays)
+    assert len(terms) == arrays.n_items
+    flat = {t for ts in terms for t in ts}
+    assert ("genre", "noir") in flat and ("other", "1970s") in flat and ("other", "movie") in flat
+    # entity 0 -DIRECTOR-> entity 1 (a bare IRI, shown readable); entity 1 -GENRE-> entity 3
+    assert ("people", "Sergio Leone") in flat and ("genre", "Gene Kelly") in flat
+    assert category_of("SUBJECT") == "genre" and category_of("year") == "other"
 
 
 def test_neighbour_overlap_signal(arrays, user_comm):

@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 
 from kgrec.errors import ModelError, NotFoundError
-from kgrec.kg.build import BuildOptions, build, load_split
+from kgrec.kg.artefacts import load_split
+from kgrec.kg.build import BuildOptions, build
 from kgrec.personas.data import GraphArrays
 from kgrec.personas.workflow import (
     ARRAYS_FILE,
     load_inductive,
     model_dir,
-    persona_attention,
+    show_personas,
     train_personas,
 )
 from kgrec.settings import Settings
@@ -100,11 +101,17 @@ def test_persona_groups(trained) -> None:
     rows = store.execute(
         "MATCH (p:Persona) OPTIONAL MATCH (u:User)-[:HAS_PERSONA]->(p) "
         "RETURN p.id AS id, p.size AS size, p.label AS label, p.metapaths AS mp, p.attention AS att, "
-        "p.persona_version AS version, p.top_features AS tf, count(u) AS members", read_only=True)
+        "p.persona_version AS version, p.top_people AS people, count(u) AS members", read_only=True)
     assert sorted(r["id"] for r in rows) == [f"p{i}" for i in range(len(rows))] and len(rows) == 3
     assert sum(r["size"] for r in rows) == 45
     assert all(r["size"] == r["members"] and r["version"] == s.version for r in rows)
     assert all(r["mp"] == s.metapaths and len(r["att"]) == 3 and r["label"] for r in rows)
+    # the seeded DBpedia directors are people an analyst can read, kept on the node for Browser
+    assert {p for r in rows for p in r["people"]} <= {"Director A", "Director B"}
+    table = show_personas(store)
+    assert [r["persona"] for r in table] == [g["id"] for g in s.groups]
+    assert set(table[0]) == {"persona", "size", "label", "top_genres", "top_people", "top_items"}
+    assert all(len(r["top_items"]) <= 3 for r in table)
     n_edges = store.execute("MATCH (:User)-[r:HAS_PERSONA]->(:Persona) RETURN count(r) AS n")[0]["n"]
     assert n_edges == 45
     # the browser query over the attention reads what was written
@@ -112,12 +119,13 @@ def test_persona_groups(trained) -> None:
     assert {r["metapath"] for r in att} == {"UIU", "UIFIU", "UIEIU"}
 
 
-def test_attention_saved(trained) -> None:
-    _, settings, s, _ = trained
-    att = persona_attention(settings)
-    assert list(att) == ["UIU", "UIFIU", "UIEIU"]
-    assert sum(att.values()) == pytest.approx(1.0, abs=1e-5)
-    assert att == pytest.approx(s.attention)
+def test_attention_rounded_and_on_the_groups(trained) -> None:
+    store, _, s, _ = trained
+    assert list(s.attention) == ["UIU", "UIFIU", "UIEIU"]
+    assert sum(s.attention.values()) == pytest.approx(1.0, abs=1e-3)
+    assert all(round(v, 4) == v for v in s.attention.values())
+    att = {r["metapath"]: r["weight"] for r in store.run("browser/metapath_attention", read_only=True)}
+    assert att == pytest.approx(s.attention, abs=1e-4)
 
 
 def test_leakage_guard_training_pairs_are_the_train_split(trained) -> None:
@@ -152,7 +160,7 @@ def test_retrain_replaces_personas(trained) -> None:
     assert store.execute("MATCH ()-[r:HAS_PERSONA]->() RETURN count(r) AS n")[0]["n"] == 45
     users = store.execute("MATCH (u:User) RETURN u.persona AS p, u.persona_version AS v")
     assert {(len(r["p"]), r["v"]) for r in users} == {(8, second.version)}
-    assert list(persona_attention(settings)) == ["UIU", "UIFIU"]
+    assert list(second.attention) == ["UIU", "UIFIU"]
     assert load_inductive(store, settings)(["1"]).shape == (8,)
 
 
