@@ -334,9 +334,45 @@ def _breakdown_lines(extra: Mapping) -> list[str]:
     return lines
 
 
+#: the paper's claims under the session protocol: (what, better model, baseline, metrics)
+CLAIMS = (
+    ("full pipeline > SASRec on the session", "full_pipeline", "sasrec", ("HR@10", "HR@100")),
+    ("full pipeline > history-user ablation", "full_pipeline", "retriever_history_user", ("HR@10", "HR@100")),
+    ("rerank > the retriever's own ranking of the same candidates", "full_pipeline", "retriever_persona",
+     ("NDCG@10", "MRR")),
+    ("long-tail HR@100: full pipeline > no-persona retriever", "full_pipeline", "retriever_no_persona",
+     ("LT-HR@100",)),
+    ("with persona neighbours > SASRec on the session", "pipeline_persona_neighbours", "sasrec", ("HR@10", "HR@100")),
+    ("persona neighbours > history-user neighbours", "pipeline_persona_neighbours", "pipeline_history_neighbours",
+     ("HR@10", "HR@100")),
+    ("long-tail HR@100: persona neighbours > no-persona retriever", "pipeline_persona_neighbours",
+     "retriever_no_persona", ("LT-HR@100",)),
+)
+
+
+def claims_table(results: Mapping) -> list[str]:
+    """Each claim per metric: both means, the difference, and whether it exceeds 2 std (the larger
+    of the two models' std over seeds)."""
+    lines = ["| claim | metric | model | baseline | difference | > 2 std |", "|---|---|---|---|---|---|"]
+    for what, a, b, metrics in CLAIMS:
+        if a not in results or b not in results:
+            continue
+        for m in metrics:
+            ca, cb = results[a][m], results[b][m]
+            if any(v is None or math.isnan(v) for v in (ca["mean"], cb["mean"])):
+                continue
+            d = ca["mean"] - cb["mean"]
+            bar = 2 * max(ca["std"], cb["std"])
+            verdict = "yes" if d > bar else ("no (better, within 2 std)" if d > 0 else "no (worse)")
+            lines.append(f"| {what} | {m} | {_fmt(ca)} | {_fmt(cb)} | {d:+.4f} | {verdict} |")
+    return lines
+
+
 def _report_markdown(results: Mapping, extra: Mapping) -> str:
     md = [f"# Recommender evaluation: protocol `{extra.get('protocol', '?')}`", "", _describe(extra), ""]
     md += _table(results)
+    if extra.get("protocol") == "session":
+        md += ["", "## The paper's claims, as measured", ""] + claims_table(results)
     md += _breakdown_lines(extra)
     if extra.get("fusion"):
         md += ["", "## Persona fusion (retriever alone, test)", "",

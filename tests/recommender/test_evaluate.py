@@ -51,7 +51,7 @@ def test_evaluate_all_end_to_end(tiny, tmp_path, monkeypatch, protocol, seeds):
     paths = E.write_report(res, tmp_path)
     md = paths["md"].read_text()
     assert f"Protocol: {protocol}" in md and "full_pipeline" in md and "excluded" in md
-    assert ("By prefix length" in md) == (protocol == "session")
+    assert ("By prefix length" in md) == (protocol == "session") == ("paper's claims" in md)
     assert paths["png"].stat().st_size > 0
     js = json.loads(paths["json"].read_text())
     assert set(js["results"]) == NAMES and js["protocol"] == protocol
