@@ -303,6 +303,26 @@ def personas_show(graph: GraphOpt = None, home: HomeOpt = None, as_json: JsonOpt
         _print_rows(rows, "personas")
 
 
+@personas_app.command("neighbours")
+def personas_neighbours(
+    user: Annotated[str, typer.Option("--user", "-u", help="User id")],
+    k: Annotated[int, typer.Option("-k", min=1, help="How many neighbours")] = 10,
+    graph: GraphOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The users with the nearest personas (the vector index on User.persona) and their groups."""
+    from kgrec.personas.workflow import nearest_users
+
+    settings = _settings(home=home, graph_uri=graph)
+    with _store(settings) as store:
+        rows = nearest_users(store, user, k)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        _print_rows(rows, f"nearest personas to user {user}")
+
+
 @personas_app.command("plot")
 def personas_plot(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="PNG path")] = None,

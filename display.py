@@ -44,6 +44,8 @@ def fmt(v: Any) -> str:
         return f"{v:.4g}"
     if isinstance(v, list) and len(v) > 8:
         return f"[{', '.join(fmt(x) for x in v[:8])}, … ({len(v)} values)]"
+    if isinstance(v, list) and all(isinstance(x, str) for x in v):
+        return "; ".join(v)  # names (persona genres, people, items): readable, no quotes
     return str(v)
 
 

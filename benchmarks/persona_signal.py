@@ -112,7 +112,7 @@ def main() -> None:
 def run(args, settings, rng):
     import torch
 
-    from kgrec.kg.build import load_split
+    from kgrec.kg.artefacts import load_split
     from kgrec.kg.store import open_store
     from kgrec.personas.data import user_features
     from kgrec.personas.features import UserFeaturizer

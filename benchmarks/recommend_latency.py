@@ -26,7 +26,7 @@ from pathlib import Path
 def stand_in_personas(store, settings, dim: int = 64) -> int:
     import numpy as np
 
-    from kgrec.kg.build import load_split
+    from kgrec.kg.artefacts import load_split
 
     users = store.stream_nodes("User", ["persona"])
     if any(p is not None for p in users.properties["persona"]):

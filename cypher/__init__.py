@@ -1,7 +1,7 @@
 """Every Cypher statement kgrec runs lives in this folder as a ``.cypher`` file.
 
 ``cypher/NAME.cypher`` is shared by all backends; ``cypher/<backend>/NAME.cypher``
-overrides it for one backend (constraints, vector DDL and KNN, shortest paths).
+overrides it for one backend (constraints, vector DDL and KNN, vector writes).
 A file may hold several statements separated by ``;`` at the end of a line.
 Templates use ``{{placeholder}}`` for labels, types and property names, which are
 filled only from the allow-lists in :mod:`kgrec.kg.schema`.
@@ -13,8 +13,8 @@ import re
 from importlib import resources
 
 from kgrec.errors import ConfigError
+from kgrec.templates import fill
 
-_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 BACKENDS = ("falkordb", "neo4j")
 
 
@@ -56,16 +56,7 @@ class CypherLibrary:
         """The statements of ``name``; ``template`` fills ``{{placeholders}}`` (already allow-listed)."""
         if name not in self._cache:
             self._cache[name] = split_statements(self._read(name))
-        out = []
-        for stmt in self._cache[name]:
-            def fill(m: re.Match[str], stmt: str = stmt) -> str:
-                key = m.group(1)
-                if key not in template:
-                    raise ConfigError(f"statement {name!r} needs template value {key!r}")
-                return template[key]
-
-            out.append(_PLACEHOLDER.sub(fill, stmt))
-        return out
+        return [fill(stmt, template, f"statement {name!r}") for stmt in self._cache[name]]
 
     def one(self, name: str, **template: str) -> str:
         stmts = self.statements(name, **template)

@@ -1,7 +1,11 @@
-"""What a build leaves under ``$KGREC_HOME`` besides the graph: the split and ``build.json``.
+"""What a build leaves under ``$KGREC_HOME`` besides the graph: the split, ``build.json`` and
+the item embeddings it wrote into ``Item.emb``.
 
-Readers (the recommender, persona benchmarks) import this small module, not the build
-workflow. :func:`write_build_meta` is the only writer, called by :func:`kgrec.kg.build.build`.
+Readers (personas, the recommender, benchmarks) import this small module, not the build
+workflow; only :func:`kgrec.kg.build.build` writes. The embeddings file is a copy of what
+the build wrote to the graph, so that training stages read one float32 array instead of
+streaming every vector back out of the database; a build without embeddings removes it, and
+readers without it (a graph built from another home) stream ``Item.emb`` from the store.
 """
 
 from __future__ import annotations
@@ -10,11 +14,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from kgrec.errors import NotFoundError
 from kgrec.settings import Settings
 
 SPLIT_DIR = "split"
 BUILD_META = "build.json"
+ITEM_EMBEDDINGS = "item_emb.npz"
 
 
 def split_dir(settings: Settings) -> Path:
@@ -38,6 +45,31 @@ def save_split(settings: Settings, split: Any) -> Path:
     d = split_dir(settings)
     split.save(d)
     return d
+
+
+def save_item_embeddings(settings: Settings, ids: list[str], vectors: np.ndarray, fingerprint: str) -> Path:
+    path = split_dir(settings) / ITEM_EMBEDDINGS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, ids=np.asarray(ids, dtype=str), vectors=np.asarray(vectors, dtype=np.float32),
+             fingerprint=np.asarray(fingerprint))
+    return path
+
+
+def drop_item_embeddings(settings: Settings) -> None:
+    (split_dir(settings) / ITEM_EMBEDDINGS).unlink(missing_ok=True)
+
+
+def load_item_embeddings(settings: Settings) -> tuple[list[str], np.ndarray] | None:
+    """``(item ids, [n, d] float32)`` as the last build wrote them to ``Item.emb``, or None when
+    that build wrote none or the file belongs to another split."""
+    path = split_dir(settings) / ITEM_EMBEDDINGS
+    meta = read_build_meta(settings)
+    if not path.is_file() or meta is None:
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        if str(z["fingerprint"]) != meta.get("fingerprint"):
+            return None
+        return [str(i) for i in z["ids"]], z["vectors"].astype(np.float32, copy=False)
 
 
 def load_split(settings: Settings) -> Any:

@@ -13,7 +13,15 @@ from typing import Any
 
 from kgrec.errors import ConfigError, DataError
 from kgrec.kg import graph_rows
-from kgrec.kg.artefacts import load_split, read_build_meta, save_split, split_dir, write_build_meta
+from kgrec.kg.artefacts import (
+    drop_item_embeddings,
+    load_split,
+    read_build_meta,
+    save_item_embeddings,
+    save_split,
+    split_dir,
+    write_build_meta,
+)
 from kgrec.kg.store import GraphStore
 from kgrec.progress import NullProgress, ProgressReporter
 from kgrec.settings import Settings
@@ -59,6 +67,7 @@ class BuildSummary:
     embedded: int = 0
     embeddings_from_cache: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    relations_skipped: dict[str, int] = field(default_factory=dict)  # data set KG relations not allowed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,63 +75,84 @@ class BuildSummary:
 
 def build(store: GraphStore, settings: Settings, options: BuildOptions,
           progress: ProgressReporter | None = None) -> BuildSummary:
-    from kgrec.kg.loaders import load_dataset
-    from kgrec.kg.preprocess import preprocess
-
+    """Load, preprocess and split the data set, then write the graph from the training split
+    (and the data set's own knowledge graph, and the item embeddings, when there are)."""
     options.validate()
     progress = progress or NullProgress()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    ds, split = load_and_split(options, progress, timings)
+    _replace_or_refuse(store, settings, options, split.fingerprint(), progress)
+    save_split(settings, split)
+    written = write_graph(store, split, settings, progress, timings)
+    known = {str(i) for i in split.items["item"]}
+    skipped = write_item_graph(store, ds.graph, known, progress, written) if ds.graph is not None else {}
+    embedded = cached = 0
+    drop_item_embeddings(settings)
+    if options.embeddings:
+        t = time.perf_counter()
+        embedded, cached = write_item_embeddings(store, split, settings, progress,
+                                                 options.embedding_model or settings.embedding_model)
+        timings["embeddings"] = time.perf_counter() - t
+    counts = store.counts()
+    timings["total"] = time.perf_counter() - t0
+    write_build_meta(settings, {
+        "dataset": options.kind, "data": str(options.data), "fingerprint": split.fingerprint(),
+        "k_core": options.k_core, "session_gap_s": options.session_gap_s, "session_len": options.session_len,
+        "embedding_model": (options.embedding_model or settings.embedding_model) if options.embeddings else None,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "counts": counts,
+    })
+    return BuildSummary(
+        dataset=options.kind, data=str(options.data), split=dict(split.stats),
+        malformed=ds.report.malformed, malformed_examples=list(ds.report.examples), counts=counts,
+        written=written, embedded=embedded, embeddings_from_cache=cached,
+        seconds={k: round(v, 2) for k, v in timings.items()}, relations_skipped=skipped)
 
+
+def load_and_split(options: BuildOptions, progress: ProgressReporter, timings: dict[str, float]) -> tuple[Any, Any]:
+    """The loaded :class:`~kgrec.kg.tables.Dataset` and its train/valid/test split."""
+    from kgrec.kg.loaders import load_dataset
+    from kgrec.kg.preprocess import preprocess
+
+    t = time.perf_counter()
     with progress.stage(f"load {options.kind}") as advance:
         ds = load_dataset(options.kind, options.data, strict=options.strict, progress=advance)
-    timings["load"] = time.perf_counter() - t0
-
+    timings["load"] = time.perf_counter() - t
     t = time.perf_counter()
     with progress.stage("preprocess (dedupe, k-core, sessions, split)") as advance:
         split = preprocess(ds, k_core=options.k_core, session_gap_s=options.session_gap_s,
                            session_len=options.session_len)
         advance(1)
     timings["preprocess"] = time.perf_counter() - t
+    return ds, split
 
+
+def _replace_or_refuse(store: GraphStore, settings: Settings, options: BuildOptions, fingerprint: str,
+                       progress: ProgressReporter) -> None:
+    """A graph that holds another build is cleared with ``--fresh`` and refused without it."""
     meta = read_build_meta(settings)
-    fingerprint = split.fingerprint()
-    if meta and meta.get("fingerprint") != fingerprint and not options.fresh:
-        counts = store.counts()
-        if counts["nodes"]:
-            raise ConfigError(
-                f"{store.uri} already holds a different build ({meta.get('dataset')} from {meta.get('data')}); "
-                "rerun with --fresh to replace it")
+    if meta and meta.get("fingerprint") != fingerprint and not options.fresh and store.counts()["nodes"]:
+        raise ConfigError(
+            f"{store.uri} already holds a different build ({meta.get('dataset')} from {meta.get('data')}); "
+            "rerun with --fresh to replace it")
     if options.fresh:
         with progress.stage("clear the graph") as advance:
             store.clear()
             advance(1)
 
-    save_split(settings, split)
 
-    written = write_graph(store, split, settings, progress, timings)
-
-    embedded = cached = 0
-    if options.embeddings:
-        t = time.perf_counter()
-        embedded, cached = write_item_embeddings(store, split, settings, progress,
-                                                 options.embedding_model or settings.embedding_model)
-        timings["embeddings"] = time.perf_counter() - t
-
-    counts = store.counts()
-    timings["total"] = time.perf_counter() - t0
-    summary = BuildSummary(
-        dataset=options.kind, data=str(options.data), split=dict(split.stats),
-        malformed=ds.report.malformed, malformed_examples=list(ds.report.examples), counts=counts,
-        written=written, embedded=embedded, embeddings_from_cache=cached,
-        seconds={k: round(v, 2) for k, v in timings.items()})
-    write_build_meta(settings, {
-        "dataset": options.kind, "data": str(options.data), "fingerprint": fingerprint,
-        "k_core": options.k_core, "session_gap_s": options.session_gap_s, "session_len": options.session_len,
-        "embedding_model": (options.embedding_model or settings.embedding_model) if options.embeddings else None,
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "counts": counts,
-    })
-    return summary
+def write_item_graph(store: GraphStore, graph: Any, known: set[str], progress: ProgressReporter,
+                     written: dict[str, int]) -> dict[str, int]:
+    """The data set's own knowledge graph (RecBole ``.link``/``.kg``): ``Entity`` nodes,
+    ``SAME_AS`` and typed facts under the allow-list; returns the relations left out."""
+    nodes, same_as, rels = graph_rows.item_graph_rows(graph, known)
+    with progress.stage("nodes: Entity (data set KG)", len(nodes)) as advance:
+        written["Entity"] = store.upsert_nodes("Entity", nodes, progress=advance)
+    with progress.stage("relationships: SAME_AS + KG facts", len(same_as) + sum(map(len, rels.values()))) as advance:
+        written["SAME_AS"] = store.upsert_relationships("SAME_AS", same_as, progress=advance)
+        for rel_type, rows in sorted(rels.items()):
+            written[rel_type] = store.upsert_relationships(rel_type, rows, progress=advance)
+    return dict(graph.skipped)
 
 
 def write_graph(store: GraphStore, split: Any, settings: Settings, progress: ProgressReporter,
@@ -179,4 +209,5 @@ def write_item_embeddings(store: GraphStore, split: Any, settings: Settings, pro
     with progress.stage("write Item.emb", len(ids)) as advance:
         store.write_vectors("Item", "emb", ids, vectors, progress=advance)
     store.create_vector_index("Item", "emb", int(vectors.shape[1]))
+    save_item_embeddings(settings, ids, vectors, split.fingerprint())
     return len(ids), len(ids) - encoded

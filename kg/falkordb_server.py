@@ -35,7 +35,6 @@ import logging
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from kgrec.errors import StoreUnavailable
+from kgrec.kg.net import free_port
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,6 @@ LEASES_FILE = "leases.lock"
 START_LOCK = "start.lock"
 PIN_FILE = "pinned"
 RDB_FILE = "kgrec.rdb"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _proc_stat(pid: int) -> tuple[str, int] | None:

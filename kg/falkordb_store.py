@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlparse
 
-from kgrec.errors import ConfigError, StoreError, StoreUnavailable
+from kgrec.errors import StoreError, StoreUnavailable
 from kgrec.kg import schema
 from kgrec.kg.store import GraphStore
 from kgrec.settings import Settings
@@ -85,9 +85,7 @@ class FalkorDBStore(GraphStore):
                 raise StoreError(f"cannot create the unique constraint on {label}.{key}: {e}") from e
 
     def create_vector_index(self, label: str, prop: str, dim: int) -> None:
-        label, prop = schema.check_label(label), schema.check_property(prop)
-        if not isinstance(dim, int) or dim <= 0:
-            raise ConfigError(f"vector dimension must be a positive int, got {dim!r}")
+        label, prop, dim = schema.check_vector_index(label, prop, dim)
         for r in self.execute("CALL db.indexes()"):
             if r["label"] == label and "VECTOR" in (r["types"].get(prop) or []):
                 dims = (r["options"].get(prop) or {}).get("dimension")

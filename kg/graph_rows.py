@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kgrec.kg.tables import FEATURE_COLUMNS, FEATURE_KIND
+from kgrec.kg.schema import ENTITY_TARGET_TYPE
+from kgrec.kg.tables import FEATURE_COLUMNS, FEATURE_KIND, ItemGraph
 
 MAX_TEXT_CHARS = 1000
 
@@ -138,3 +139,23 @@ def cooccurrence_rows(train: pd.DataFrame, items: pd.DataFrame, known: set[str],
                 if o in known and o != str(item):
                     weights[(str(item), o)] = weights.get((str(item), o), 0.0) + 1.0
     return [{"src": a, "dst": b, "props": {"weight": w}} for (a, b), w in weights.items()]
+
+
+def item_graph_rows(graph: ItemGraph, known: set[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                                              dict[str, list[dict[str, Any]]]]:
+    """A shipped knowledge graph (RecBole ``.link``/``.kg``) restricted to the catalogue:
+    ``Entity`` nodes, ``SAME_AS`` edges of known items, and the typed facts one hop from a
+    linked entity (as DBpedia linking brings in), by relationship type."""
+    links = graph.links[graph.links["item"].astype(str).isin(known)]
+    linked = set(links["entity"])
+    facts = graph.triples[graph.triples["head"].isin(linked)].drop_duplicates()
+    rels: dict[str, list[dict[str, Any]]] = {}
+    for h, t, tail in zip(facts["head"], facts["rel_type"], facts["tail"]):
+        rels.setdefault(str(t), []).append({"src": h, "dst": tail, "props": {"source": "recbole"}})
+    types = {e: "Work" for e in linked}
+    for t, tail in zip(facts["rel_type"], facts["tail"]):
+        types.setdefault(tail, ENTITY_TARGET_TYPE.get(str(t), "Resource"))
+    nodes = [{"key": e, "props": {"label": graph.labels.get(e, e), "type": typ}} for e, typ in sorted(types.items())]
+    same_as = [{"src": str(i), "dst": e, "props": {"method": "recbole_link", "confidence": 1.0}}
+               for i, e in zip(links["item"], links["entity"])]
+    return nodes, same_as, rels

@@ -74,9 +74,7 @@ class Neo4jStore(GraphStore):
         return f"kgrec_{label.lower()}_{prop}_vector"
 
     def create_vector_index(self, label: str, prop: str, dim: int) -> None:
-        label, prop = schema.check_label(label), schema.check_property(prop)
-        if not isinstance(dim, int) or dim <= 0:
-            raise ConfigError(f"vector dimension must be a positive int, got {dim!r}")
+        label, prop, dim = schema.check_vector_index(label, prop, dim)
         self.run("create_vector_index", label=label, prop=prop, dim=str(dim),
                  index_name=self._index_name(label, prop))
         self.execute("CALL db.awaitIndexes(300)")

@@ -223,6 +223,26 @@ def _user_broadcast(users: np.ndarray, values_at_end: np.ndarray) -> np.ndarray:
     return np.repeat(values_at_end[end], counts)
 
 
+@dataclass
+class _Coded:
+    """The interactions as integer codes and arrays, indexed by the original row."""
+
+    ucode: np.ndarray
+    uvals: Any
+    icode: np.ndarray
+    ivals: Any
+    ts: np.ndarray
+    order: np.ndarray
+    rating: np.ndarray
+
+    @classmethod
+    def of(cls, df: pd.DataFrame) -> _Coded:
+        ucode, uvals = pd.factorize(df["user"].astype(str), sort=False)
+        icode, ivals = pd.factorize(df["item"].astype(str), sort=False)
+        return cls(ucode, uvals, icode, ivals, df["ts"].to_numpy(dtype="float64"),
+                   df["order"].to_numpy(dtype="int64"), df["rating"].to_numpy(dtype="float64"))
+
+
 def preprocess(
     ds: Dataset,
     *,
@@ -232,15 +252,7 @@ def preprocess(
     session_len: int | None = None,
 ) -> Split:
     """Deduplicate, k-core filter, sessionise and split ``ds``; see the module docstring."""
-    if int(k_core) != k_core:
-        raise ConfigError(f"k_core must be an integer, got {k_core!r}")
-    if not session_gap_s >= 0:
-        raise ConfigError(f"session_gap_s must be >= 0 seconds, got {session_gap_s!r}")
-    if int(min_session_len) != min_session_len or min_session_len < 1:
-        raise ConfigError(f"min_session_len must be an integer >= 1, got {min_session_len!r}")
-    if session_len is not None and (int(session_len) != session_len or session_len < 1):
-        raise ConfigError(f"session_len must be an integer >= 1, got {session_len!r}")
-    k_core, min_session_len = int(k_core), int(min_session_len)
+    k_core, min_session_len = _checked_options(k_core, session_gap_s, min_session_len, session_len)
     ordering = Ordering(ds.ordering)
     df = ds.interactions
     missing = [c for c in INTERACTION_COLUMNS if c not in df.columns]
@@ -250,37 +262,74 @@ def preprocess(
         "ordering": ordering.value, "k_core": k_core, "session_gap_s": float(session_gap_s),
         "min_session_len": min_session_len, "session_len": session_len, "raw_interactions": len(df),
     }
+    c = _Coded.of(df)
+    rows = dedupe(c, ordering, stats)
+    gap = float(session_gap_s) if ordering is Ordering.TIMESTAMP else None
+    rows, sess = filter_and_sessionise(c, rows, k_core, gap, min_session_len, stats)
+    if ordering is Ordering.ORDER and session_len:
+        sess = fixed_length_sessions(c.ucode[rows], int(session_len))
+    part, pos = assign_parts(c.ucode[rows], sess, Ordering.TIMESTAMP if ordering is Ordering.ORDER and session_len
+                             else ordering)
+    out = _split_frame(c, rows, sess, pos)
+    frames = {name: _coerce_interactions(out[part == k]) for k, name in enumerate(_PARTS)}
+    surviving = pd.unique(out["item"])
+    items = catalogue(ds.items, surviving)
+    train_items = set(frames["train"]["item"])
+    n_users = len(np.unique(c.ucode[rows]))
+    held_users = frames["test"]["user"].nunique()
+    stats.update(
+        interactions=len(rows), users=n_users, items=len(surviving), catalogue=len(items),
+        train=len(frames["train"]), valid=len(frames["valid"]), test=len(frames["test"]),
+        sessions=int(out["session"].nunique()) if len(rows) else 0,
+        users_held_out=int(held_users), users_all_train=int(n_users - held_users),
+        cold_test=int((~frames["test"]["item"].isin(train_items)).sum()),
+        cold_valid=int((~frames["valid"]["item"].isin(train_items)).sum()),
+    )
+    return Split(frames["train"], frames["valid"], frames["test"], items, ordering, stats, name=ds.name)
 
-    ucode, uvals = pd.factorize(df["user"].astype(str), sort=False)
-    icode, ivals = pd.factorize(df["item"].astype(str), sort=False)
-    ts = df["ts"].to_numpy(dtype="float64")
-    order = df["order"].to_numpy(dtype="int64")
-    rating = df["rating"].to_numpy(dtype="float64")
-    keep = np.ones(len(df), dtype=bool)
-    if ordering is Ordering.TIMESTAMP:
-        keep = ~np.isnan(ts)
+
+def _checked_options(k_core: Any, session_gap_s: Any, min_session_len: Any,
+                     session_len: Any = None) -> tuple[int, int]:
+    if session_len is not None and (int(session_len) != session_len or session_len < 1):
+        raise ConfigError(f"session_len must be an integer >= 1, got {session_len!r}")
+    if int(k_core) != k_core:
+        raise ConfigError(f"k_core must be an integer, got {k_core!r}")
+    if not session_gap_s >= 0:
+        raise ConfigError(f"session_gap_s must be >= 0 seconds, got {session_gap_s!r}")
+    if int(min_session_len) != min_session_len or min_session_len < 1:
+        raise ConfigError(f"min_session_len must be an integer >= 1, got {min_session_len!r}")
+    return int(k_core), int(min_session_len)
+
+
+def dedupe(c: _Coded, ordering: Ordering, stats: dict[str, Any]) -> np.ndarray:
+    """Rows sorted by user, ts, order (stable; NaN ts sort by order alone), without rows lacking
+    a timestamp (TIMESTAMP data only) and keeping the earliest of repeated user–item pairs."""
+    keep = ~np.isnan(c.ts) if ordering is Ordering.TIMESTAMP else np.ones(len(c.ts), dtype=bool)
     stats["dropped_no_ts"] = int((~keep).sum())
     rows = np.flatnonzero(keep)
-    # sort by user, ts, order (stable); NaN ts (ORDER / NONE) sort by order alone
-    rows = rows[np.lexsort((order[rows], ts[rows], ucode[rows]))]
-    # dedupe user–item pairs keeping the earliest, i.e. the first in sorted order
-    pair = ucode[rows].astype(np.int64) * (len(ivals) + 1) + icode[rows]
-    _, first = np.unique(pair, return_index=True)
+    rows = rows[np.lexsort((c.order[rows], c.ts[rows], c.ucode[rows]))]
+    pair = c.ucode[rows].astype(np.int64) * (len(c.ivals) + 1) + c.icode[rows]
+    _, first = np.unique(pair, return_index=True)  # the first in sorted order = the earliest
     stats["duplicates_dropped"] = int(len(rows) - len(first))
-    rows = rows[np.sort(first)]
+    return rows[np.sort(first)]
 
-    gap = float(session_gap_s) if ordering is Ordering.TIMESTAMP else None
+
+def filter_and_sessionise(c: _Coded, rows: np.ndarray, k_core: int, gap: float | None,
+                          min_session_len: int, stats: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Iterative k-core, sessions, and dropping sessions shorter than ``min_session_len``,
+    repeated until stable; returns the surviving rows and their session index per user."""
     kcore_dropped = short_dropped = kcore_passes = 0
     while True:
-        m, p = k_core_mask(ucode[rows], icode[rows], k_core)
+        m, p = k_core_mask(c.ucode[rows], c.icode[rows], k_core)
         kcore_passes += p
         kcore_dropped += int((~m).sum())
         rows = rows[m]
-        sess = sessionise(ucode[rows], ts[rows], gap)
+        sess = sessionise(c.ucode[rows], c.ts[rows], gap)
         if min_session_len <= 1 or len(rows) == 0:
             break
         # session sizes: rows are sorted by user then time, so sessions are contiguous runs
-        run_start = np.r_[True, (ucode[rows][1:] != ucode[rows][:-1]) | (sess[1:] != sess[:-1])]
+        u = c.ucode[rows]
+        run_start = np.r_[True, (u[1:] != u[:-1]) | (sess[1:] != sess[:-1])]
         run_id = np.cumsum(run_start) - 1
         long_enough = np.bincount(run_id)[run_id] >= min_session_len
         if long_enough.all():
@@ -288,63 +337,57 @@ def preprocess(
         short_dropped += int((~long_enough).sum())
         rows = rows[long_enough]
     stats.update(kcore_dropped=kcore_dropped, kcore_passes=kcore_passes, short_sessions_dropped=short_dropped)
+    return rows, sess
 
-    u = ucode[rows]
-    n = len(rows)
-    part = np.zeros(n, dtype=np.int8)  # 0 train, 1 valid, 2 test
-    if n:
-        starts = np.r_[True, u[1:] != u[:-1]]
-        pos = np.arange(n) - np.maximum.accumulate(np.where(starts, np.arange(n), 0))
-        if ordering is Ordering.TIMESTAMP:
-            last = _user_broadcast(u, sess)  # index of the user's last session
-            held = last >= 2
-            part[held & (sess == last)] = 2
-            part[held & (sess == last - 1)] = 1
-        elif ordering is Ordering.ORDER and session_len:
-            back = (_user_broadcast(u, pos) - pos) // int(session_len)  # 0 = the user's last chunk
-            first = np.maximum.accumulate(np.where(starts, np.arange(n), 0))  # the user's first row
-            sess = (back[first] - back).astype(np.int64)
-            last = _user_broadcast(u, sess)
-            held = last >= 2
-            part[held & (sess == last)] = 2
-            part[held & (sess == last - 1)] = 1
-        elif ordering is Ordering.ORDER:
-            last = _user_broadcast(u, pos)
-            held = last >= 2
-            part[held & (pos == last)] = 2
-            part[held & (pos == last - 1)] = 1
-    else:
-        pos = np.zeros(0, dtype=np.int64)
 
-    users_out = pd.Series(np.asarray(uvals, dtype=object)[u], dtype="object")
-    out = pd.DataFrame({
-        "user": users_out,
-        "item": pd.Series(np.asarray(ivals, dtype=object)[icode[rows]], dtype="object"),
-        "ts": ts[rows],
+def fixed_length_sessions(u: np.ndarray, n: int) -> np.ndarray:
+    """Per row (sorted by user, then order): its session index when each user's stream is cut into
+    sessions of ``n`` items counted back from the last (the first session may be shorter)."""
+    if not len(u):
+        return np.zeros(0, dtype=np.int64)
+    starts = np.r_[True, u[1:] != u[:-1]]
+    first = np.maximum.accumulate(np.where(starts, np.arange(len(u)), 0))  # the user's first row
+    pos = np.arange(len(u)) - first
+    back = (_user_broadcast(u, pos) - pos) // n  # 0 = the user's last chunk
+    return (back[first] - back).astype(np.int64)
+
+
+def assign_parts(u: np.ndarray, sess: np.ndarray, ordering: Ordering) -> tuple[np.ndarray, np.ndarray]:
+    """Per row (sorted by user, then time): 0 train, 1 valid, 2 test, and its position in the
+    user's stream. TIMESTAMP holds out the last two sessions, ORDER the last two items, of
+    users that have at least three; NONE keeps everything in train."""
+    n = len(u)
+    part = np.zeros(n, dtype=np.int8)
+    if not n:
+        return part, np.zeros(0, dtype=np.int64)
+    starts = np.r_[True, u[1:] != u[:-1]]
+    pos = np.arange(n) - np.maximum.accumulate(np.where(starts, np.arange(n), 0))
+    unit = {Ordering.TIMESTAMP: sess, Ordering.ORDER: pos}.get(ordering)
+    if unit is not None:
+        last = _user_broadcast(u, unit)  # index of the user's last session / item
+        held = last >= 2
+        part[held & (unit == last)] = 2
+        part[held & (unit == last - 1)] = 1
+    return part, pos
+
+
+def _split_frame(c: _Coded, rows: np.ndarray, sess: np.ndarray, pos: np.ndarray) -> pd.DataFrame:
+    users = pd.Series(np.asarray(c.uvals, dtype=object)[c.ucode[rows]], dtype="object")
+    return pd.DataFrame({
+        "user": users,
+        "item": pd.Series(np.asarray(c.ivals, dtype=object)[c.icode[rows]], dtype="object"),
+        "ts": c.ts[rows],
         "order": pos.astype(np.int64),
-        "rating": rating[rows],
-        "session": users_out + "#" + pd.Series(sess, dtype="int64").astype(str),
+        "rating": c.rating[rows],
+        "session": users + "#" + pd.Series(sess, dtype="int64").astype(str),
     })
-    frames = {name: _coerce_interactions(out[part == k]) for k, name in enumerate(_PARTS)}
 
-    surviving = pd.unique(out["item"])
-    items = ds.items if ds.items is not None else pd.DataFrame(columns=list(ITEM_COLUMNS))
+
+def catalogue(items: pd.DataFrame | None, surviving: Any) -> pd.DataFrame:
+    """The item rows of every surviving item; items without metadata get an empty row."""
+    items = items if items is not None else pd.DataFrame(columns=list(ITEM_COLUMNS))
     items = items[items["item"].astype(str).isin(set(surviving))].drop_duplicates("item")
     lacking = set(surviving) - set(items["item"].astype(str))
     if lacking:
-        extra = items_frame((), interaction_items=sorted(lacking))
-        items = pd.concat([items, extra], ignore_index=True)
-    items = items.reset_index(drop=True)
-
-    train_items = set(frames["train"]["item"])
-    n_users = len(np.unique(u))
-    held_users = frames["test"]["user"].nunique()
-    stats.update(
-        interactions=n, users=n_users, items=len(surviving), catalogue=len(items),
-        train=len(frames["train"]), valid=len(frames["valid"]), test=len(frames["test"]),
-        sessions=int(out["session"].nunique()) if n else 0,
-        users_held_out=int(held_users), users_all_train=int(n_users - held_users),
-        cold_test=int((~frames["test"]["item"].isin(train_items)).sum()),
-        cold_valid=int((~frames["valid"]["item"].isin(train_items)).sum()),
-    )
-    return Split(frames["train"], frames["valid"], frames["test"], items, ordering, stats, name=ds.name)
+        items = pd.concat([items, items_frame((), interaction_items=sorted(lacking))], ignore_index=True)
+    return items.reset_index(drop=True)

@@ -7,6 +7,7 @@ where a statement is a template (``{{label}}``), the value must come from here.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from kgrec.errors import ConfigError
 
@@ -26,6 +27,14 @@ ENTITY_REL_TYPES: tuple[str, ...] = (
     "SUBJECT",
 )
 
+#: The ``Entity.type`` a relationship's target gets when its source states none.
+ENTITY_TARGET_TYPE: dict[str, str] = {
+    "DIRECTOR": "Person", "STARRING": "Person", "WRITER": "Person", "PRODUCER": "Person",
+    "MUSIC_COMPOSER": "Person", "AUTHOR": "Person", "LITERARY_GENRE": "Genre", "GENRE": "Genre",
+    "PUBLISHER": "Company", "SERIES": "Work", "PREVIOUS_WORK": "Work", "SUBSEQUENT_WORK": "Work",
+    "COUNTRY": "Country", "LANGUAGE": "Language", "SUBJECT": "Category",
+}
+
 #: Relationship types as (type, source label, target label).
 REL_ENDPOINTS: dict[str, tuple[str, str]] = {
     "INTERACTED": ("User", "Item"),
@@ -41,6 +50,14 @@ REL_ENDPOINTS: dict[str, tuple[str, str]] = {
 VECTOR_PROPERTIES: dict[str, tuple[str, ...]] = {"Item": ("emb",), "User": ("persona",)}
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def check_vector_index(label: str, prop: str, dim: Any) -> tuple[str, str, int]:
+    """A vector index's label, property and dimension, checked (every adapter's DDL uses it)."""
+    label, prop = check_label(label), check_property(prop)
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
+        raise ConfigError(f"vector dimension must be a positive int, got {dim!r}")
+    return label, prop, dim
 
 
 def check_label(label: str) -> str:

@@ -42,9 +42,13 @@ class NodeArrays:
     label: str
     ids: list[str]
     properties: dict[str, list[Any]] = field(default_factory=dict)
+    _index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def index(self) -> dict[str, int]:
-        return {k: i for i, k in enumerate(self.ids)}
+        """key → position, built once (and again only if ``ids`` grew)."""
+        if len(self._index) != len(self.ids):
+            self._index = {k: i for i, k in enumerate(self.ids)}
+        return self._index
 
 
 @dataclass
@@ -146,10 +150,11 @@ class GraphStore(ABC):
         return self._unwind(stmt, rows, batch_size, progress)
 
     def _unwind(self, stmt: str, rows: Iterable[dict[str, Any]], batch_size: int | None,
-                progress: Progress | None) -> int:
+                progress: Progress | None, params: dict[str, Any] | None = None) -> int:
+        """Run ``stmt`` once per batch of ``rows`` (as ``$rows``, beside ``params``)."""
         n = 0
         for batch in batched(rows, batch_size or self.settings.batch_size):
-            self.execute(stmt, {"rows": batch})
+            self.execute(stmt, {**(params or {}), "rows": batch})
             n += len(batch)
             if progress:
                 progress(len(batch))
@@ -233,13 +238,7 @@ class GraphStore(ABC):
         stmt = self.cypher.one("write_vectors", label=label, key=schema.key_of(label), prop=prop)
         vecs = np.asarray(vectors, dtype=np.float32)
         rows = ({"id": i, "v": v.tolist()} for i, v in zip(ids, vecs))
-        n = 0
-        for batch in batched(rows, batch_size):
-            self.execute(stmt, {"rows": batch, "extra": extra or {}})
-            n += len(batch)
-            if progress:
-                progress(len(batch))
-        return n
+        return self._unwind(stmt, rows, batch_size, progress, {"extra": extra or {}})
 
     @abstractmethod
     def create_vector_index(self, label: str, prop: str, dim: int) -> None: ...

@@ -51,13 +51,24 @@ class LoadReport:
 
 
 @dataclass
+class ItemGraph:
+    """A knowledge graph that ships with a data set (RecBole ``.link`` + ``.kg``).
+
+    ``links``: item → entity (``item``, ``entity``); ``triples``: ``head``, ``rel_type`` (from
+    the allow-list in :mod:`kgrec.kg.schema`), ``tail``; ``labels``: entity → readable label;
+    ``skipped``: source relation → triples left out because no allowed type matches it."""
+
+    links: pd.DataFrame
+    triples: pd.DataFrame
+    labels: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
 class Dataset:
     interactions: pd.DataFrame
     items: pd.DataFrame
     ordering: Ordering
     name: str = ""
     report: LoadReport = field(default_factory=LoadReport)
-
-
-def empty_items() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="object") for c in ITEM_COLUMNS})
+    graph: ItemGraph | None = None

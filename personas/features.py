@@ -23,11 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from kgrec.choices import Features, choice
 from kgrec.errors import ConfigError, DataError, ModelError
 
 from .data import GraphArrays
-
-FEATURE_KINDS: tuple[str, ...] = ("mean", "mean+cf", "cf")
 
 
 def _binary_user_items(arrays: GraphArrays):  # -> scipy.sparse.csr_matrix
@@ -77,8 +76,7 @@ class UserFeaturizer:
 
     @classmethod
     def fit(cls, arrays: GraphArrays, kind: str = "mean+cf", cf_dim: int = 64, seed: int = 0) -> UserFeaturizer:
-        if kind not in FEATURE_KINDS:
-            raise ConfigError(f"features must be one of {', '.join(FEATURE_KINDS)}, not {kind!r}")
+        kind = str(choice(Features, kind, "features"))
         if cf_dim < 1 and "cf" in kind:
             raise ConfigError(f"cf_dim must be ≥ 1 for features {kind!r} (got {cf_dim})")
         if arrays.user_item.shape[1] == 0:

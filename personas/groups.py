@@ -73,25 +73,29 @@ def cluster_personas(
 
 
 #: Which kind of term says most about a taste. Feature kinds (``genre:Comedy``) and DBpedia
-#: relations (``DIRECTOR``) map to ``genre`` or ``people``; anything else (years, countries,
-#: languages, publishers) is ``other`` and is used in a label only when nothing better is there.
+#: relations (``DIRECTOR``) map to ``genre``, ``people`` (who made the work) or ``cast``;
+#: anything else (years, countries, languages, publishers) is ``other`` and is used in a label
+#: only when nothing better is there.
 GENRE_SOURCES = frozenset({"genre", "category", "GENRE", "LITERARY_GENRE", "SUBJECT"})
 PEOPLE_SOURCES = frozenset({"director", "author", "DIRECTOR", "WRITER", "AUTHOR", "MUSIC_COMPOSER",
-                            "PRODUCER", "STARRING"})
-CATEGORIES = ("genre", "people", "other")
+                            "PRODUCER"})
+CAST_SOURCES = frozenset({"STARRING"})
+CATEGORIES = ("genre", "people", "cast", "other")
 
 
 def category_of(source: str) -> str:
-    """``genre``, ``people`` or ``other`` for a feature kind or an entity relation type."""
+    """``genre``, ``people``, ``cast`` or ``other`` for a feature kind or an entity relation type."""
     if source in GENRE_SOURCES:
         return "genre"
-    return "people" if source in PEOPLE_SOURCES else "other"
+    if source in PEOPLE_SOURCES:
+        return "people"
+    return "cast" if source in CAST_SOURCES else "other"
 
 
 @dataclass
 class Term:
     name: str  # what the group is labelled with ("Comedy", "Woody Allen", an item title)
-    category: str  # genre | people | other | item
+    category: str  # genre | people | cast | other | item
     lift: float  # group share / population share
     support: int  # users in the group that have it
     share: float  # fraction of the group's users that have it
@@ -108,7 +112,7 @@ class GroupLabel:
     size: int
     label: str
     top_genres: list[Term]
-    top_people: list[Term]
+    top_people: list[Term]  # who made the group's works first (directors, writers, ...), then cast
     top_other: list[Term]
     top_items: list[Term]
 
@@ -225,7 +229,8 @@ def label_groups(
         m = sp.csr_matrix((np.ones(len(keep)), (keep, range(len(keep)))), shape=(n_cat, len(keep)))
         items = _ranked_terms(a, k, ui, m, [titles[i] for i in keep], "item", **opts | {"top_n": n_items})
     sizes = np.bincount(a, minlength=k)
+    people = [(by_cat["people"][g] + by_cat["cast"][g])[:top_n] for g in range(k)]
     return [GroupLabel(g, int(sizes[g]),
-                       _label(by_cat["genre"][g], by_cat["people"][g], by_cat["other"][g], items[g], n_label, g),
-                       by_cat["genre"][g], by_cat["people"][g], by_cat["other"][g], items[g])
+                       _label(by_cat["genre"][g], people[g], by_cat["other"][g], items[g], n_label, g),
+                       by_cat["genre"][g], people[g], by_cat["other"][g], items[g])
             for g in range(k)]

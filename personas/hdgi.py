@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kgrec.choices import Encoder as EncoderKind
+from kgrec.choices import choice
 from kgrec.errors import ConfigError
 
 Encoder = Literal["gcn", "gat"]
@@ -108,12 +110,9 @@ class HDGI(nn.Module):
         root_weight: bool = True,
     ) -> None:
         super().__init__()
-        from torch_geometric.nn import GATConv, GCNConv
-
         if in_channels < 1 or hidden_channels < 1 or num_metapaths < 1 or semantic_hidden < 1 or heads < 1:
             raise ConfigError("HDGI: channels, meta-path count, heads and semantic_hidden must be ≥ 1")
-        if encoder not in ("gcn", "gat"):
-            raise ConfigError(f"HDGI: encoder must be 'gcn' or 'gat', not {encoder!r}")
+        encoder = choice(EncoderKind, encoder, "HDGI: encoder")
         if normalization not in ("mean", "sym"):
             raise ConfigError(f"HDGI: normalization must be 'mean' or 'sym', not {normalization!r}")
         if not 0.0 <= dropout < 1.0:
@@ -128,25 +127,7 @@ class HDGI(nn.Module):
         self.normalization: Normalization = normalization
         self.root_weight = bool(root_weight)
 
-        convs: list[nn.Module] = []
-        for _ in range(num_metapaths):
-            if encoder == "gcn":
-                if normalization == "mean":
-                    convs.append(GCNConv(in_channels, hidden_channels, normalize=False))
-                else:
-                    convs.append(GCNConv(in_channels, hidden_channels, add_self_loops=True, normalize=True))
-            else:
-                convs.append(
-                    GATConv(
-                        in_channels,
-                        hidden_channels,
-                        heads=heads,
-                        concat=False,
-                        dropout=dropout,
-                        add_self_loops=True,
-                    )
-                )
-        self.convs = nn.ModuleList(convs)
+        self.convs = nn.ModuleList([self._conv() for _ in range(num_metapaths)])
         self.roots = nn.ModuleList(
             [nn.Linear(in_channels, hidden_channels, bias=False) for _ in range(num_metapaths)]
             if self.root_weight else []
@@ -157,6 +138,17 @@ class HDGI(nn.Module):
         self.register_buffer("attention", torch.full((num_metapaths,), 1.0 / num_metapaths))
         self.last_weights: Tensor | None = None
         self.reset_parameters()
+
+    def _conv(self) -> nn.Module:
+        """One meta-path encoder: GCN (path-count-weighted mean, or symmetric normalisation) or GAT."""
+        from torch_geometric.nn import GATConv, GCNConv
+
+        c_in, c_out = self.in_channels, self.hidden_channels
+        if self.encoder_kind == "gat":
+            return GATConv(c_in, c_out, heads=self.heads, concat=False, dropout=self.dropout, add_self_loops=True)
+        if self.normalization == "mean":
+            return GCNConv(c_in, c_out, normalize=False)
+        return GCNConv(c_in, c_out, add_self_loops=True, normalize=True)
 
     # -- bookkeeping -----------------------------------------------------------------------
     @property

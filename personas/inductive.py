@@ -106,18 +106,3 @@ class InductivePersonas:
     def infer(self, items: Sequence[int] | np.ndarray, seed: int | None = None) -> np.ndarray:
         """Persona vector ``[hidden]`` of one session."""
         return self.infer_many([items], seed)[0]
-
-
-def infer_persona(
-    model: HDGI,
-    arrays: GraphArrays,
-    items: Sequence[int] | np.ndarray,
-    metapaths: Sequence[MetaPathSpec | str | dict],
-    *,
-    user_x: np.ndarray | torch.Tensor | None = None,
-    featurizer: UserFeaturizer | None = None,
-    seed: int = 0,
-) -> np.ndarray:
-    """One-off :meth:`InductivePersonas.infer` (build the class once for many sessions)."""
-    return InductivePersonas(model, arrays, metapaths, user_x=user_x, featurizer=featurizer,
-                             seed=seed).infer(items)

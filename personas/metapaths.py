@@ -29,18 +29,18 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kgrec.errors import ConfigError
 
 from .data import GraphArrays
+from .sparse import CSR, Sampling, cap_per_source, csr_from_edges
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-Sampling = Literal["weighted", "uniform", "topk"]
 
 LETTERS = {"U": "user", "I": "item", "F": "feature", "E": "entity"}
 RELATIONS = ("UI", "IU", "IF", "FI", "IE", "EI", "EE", "II")
@@ -128,45 +128,7 @@ def parse_metapaths(
     return out
 
 
-# -- CSR relations -------------------------------------------------------------------------
-
-
-@dataclass
-class CSR:
-    """Row-compressed adjacency: neighbours of row ``r`` are ``indices[indptr[r]:indptr[r+1]]``."""
-
-    indptr: np.ndarray
-    indices: np.ndarray
-    n_cols: int
-    data: np.ndarray | None = None  # per-entry weights, aligned with ``indices`` (optional)
-
-    @property
-    def n_rows(self) -> int:
-        return len(self.indptr) - 1
-
-    def degree(self, rows: np.ndarray | None = None) -> np.ndarray:
-        d = np.diff(self.indptr)
-        return d if rows is None else d[rows]
-
-
-def csr_from_edges(
-    src: np.ndarray, dst: np.ndarray, n_src: int, n_dst: int, weight: np.ndarray | None = None
-) -> CSR:
-    """Deduplicated CSR of ``src → dst`` (neighbours sorted; weights of duplicates summed)."""
-    src = np.asarray(src, dtype=np.int64)
-    dst = np.asarray(dst, dtype=np.int64)
-    data = None
-    if src.size:
-        key, inv = np.unique(src * np.int64(max(n_dst, 1)) + dst, return_inverse=True)
-        if weight is not None:
-            data = np.bincount(inv.ravel(), weights=np.asarray(weight, np.float64), minlength=len(key))
-        src, dst = key // max(n_dst, 1), key % max(n_dst, 1)
-    elif weight is not None:
-        data = np.zeros(0)
-    indptr = np.zeros(n_src + 1, dtype=np.int64)
-    np.cumsum(np.bincount(src, minlength=n_src), out=indptr[1:])
-    return CSR(indptr=indptr, indices=np.ascontiguousarray(dst), n_cols=n_dst,
-               data=None if data is None else data.astype(np.float32))
+# -- relations ----------------------------------------------------------------------------
 
 
 class RelationIndex:
@@ -257,31 +219,6 @@ def expand_hop(
     return key // n_cols, key % n_cols, w
 
 
-def cap_per_source(
-    src: np.ndarray, weight: np.ndarray, cap: int, rng: np.random.Generator, mode: Sampling
-) -> np.ndarray:
-    """Boolean mask keeping at most ``cap`` entries per source: a weighted sample without
-    replacement (Efraimidis–Spirakis keys), a uniform sample, or the ``topk`` weights."""
-    n = len(src)
-    if n == 0:
-        return np.zeros(0, dtype=bool)
-    counts = np.bincount(src)
-    if counts.max() <= cap:
-        return np.ones(n, dtype=bool)
-    if mode == "weighted":
-        key = rng.exponential(size=n) / np.maximum(weight, 1e-12)
-    elif mode == "uniform":
-        key = rng.random(n)
-    else:
-        key = -weight
-    order = np.lexsort((key, src))  # by source, then key (stable: ties keep their position)
-    s_sorted = src[order]
-    rank = np.arange(n) - np.searchsorted(s_sorted, s_sorted, side="left")
-    mask = np.zeros(n, dtype=bool)
-    mask[order[rank < cap]] = True
-    return mask
-
-
 def _rescale(src: np.ndarray, w: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Weights of the kept entries, scaled so each source keeps its total weight."""
     n_src = int(src.max()) + 1 if len(src) else 0
@@ -342,10 +279,6 @@ class MetaPathGraph:
 
     def in_degree(self) -> np.ndarray:
         return np.bincount(self.edge_index[1], minlength=self.num_nodes)
-
-    def in_csr(self) -> CSR:
-        """Per user (row), its neighbours (the sources of its in-edges)."""
-        return csr_from_edges(self.edge_index[1], self.edge_index[0], self.num_nodes, self.num_nodes)
 
     def edge_index_tensor(self) -> torch.Tensor:
         import torch

@@ -23,9 +23,11 @@ NODE_PROPERTIES: dict[str, list[str]] = {"User": [], "Item": ["emb"], "Feature":
 BASE_RELATIONSHIPS = ("INTERACTED", "HAS_FEATURE", "SAME_AS", "CO_OCCURS")
 
 
-def training_projection(store: GraphStore) -> Projection:
+def training_projection(store: GraphStore, *, with_embeddings: bool = True) -> Projection:
     counts = store.counts()
     nodes = {label: props for label, props in NODE_PROPERTIES.items() if counts["nodes"].get(label)}
+    if not with_embeddings and "Item" in nodes:
+        nodes["Item"] = []
     if "User" not in nodes or "Item" not in nodes:
         raise DataError(f"{store.uri} has no users or items; run `kgrec build` first")
     present = counts["relationships"]
@@ -37,11 +39,17 @@ def training_projection(store: GraphStore) -> Projection:
     return store.stream_projection(nodes, rels)
 
 
-def graph_arrays(store: GraphStore) -> GraphArrays:
-    """Stream the training projection and index it into :class:`GraphArrays`."""
-    proj = training_projection(store)
+def graph_arrays(store: GraphStore, item_embeddings: tuple[list[str], np.ndarray] | None = None) -> GraphArrays:
+    """Stream the training projection and index it into :class:`GraphArrays`. ``item_embeddings``
+    (ids, vectors: the build's copy of ``Item.emb``, :func:`kgrec.kg.artefacts.load_item_embeddings`)
+    saves streaming the vectors back out of the store."""
+    proj = training_projection(store, with_embeddings=item_embeddings is None)
     items = proj.nodes["Item"]
-    embs = items.properties["emb"]
+    if item_embeddings is None:
+        embs = items.properties["emb"]
+    else:
+        row = {i: k for k, i in enumerate(item_embeddings[0])}
+        embs = [item_embeddings[1][row[i]] if i in row else None for i in items.ids]
     missing = [i for i, e in zip(items.ids, embs) if e is None]
     if missing:
         raise DataError(f"{len(missing)} items have no embedding (e.g. {missing[:3]}); "

@@ -26,7 +26,8 @@ from torch import Tensor
 from kgrec.errors import ConfigError, ModelError
 
 from .hdgi import HDGI
-from .metapaths import CSR, MetaPathGraph, cap_per_source, csr_from_edges
+from .metapaths import MetaPathGraph
+from .sparse import CSR, cap_per_source, csr_from_edges
 
 EdgeLike = Tensor | np.ndarray | MetaPathGraph
 
@@ -147,6 +148,83 @@ class SubgraphSampler:
 # -- training ------------------------------------------------------------------------------
 
 
+def _check_train_args(epochs: int, patience: int, lr: float, weight_decay: float, batch_size: int | None,
+                      num_neighbors: int | None) -> None:
+    if epochs < 1 or patience < 1:
+        raise ConfigError("epochs and patience must be ≥ 1")
+    if lr <= 0 or weight_decay < 0:
+        raise ConfigError("lr must be > 0 and weight_decay ≥ 0")
+    if batch_size is not None and batch_size < 1:
+        raise ConfigError("batch_size must be ≥ 1 (or None for full batch)")
+    if num_neighbors is not None and num_neighbors < 1:
+        raise ConfigError("num_neighbors must be ≥ 1")
+
+
+@dataclass
+class _EarlyStop:
+    """Keeps the weights of the lowest loss; says stop after ``patience`` epochs without one."""
+
+    patience: int
+    min_delta: float = 0.0
+    best_loss: float = math.inf
+    best_epoch: int = -1
+    bad: int = 0
+    best_state: dict[str, Tensor] | None = None
+
+    def should_stop(self, epoch: int, loss: float, model: HDGI) -> bool:
+        if loss < self.best_loss - self.min_delta:
+            self.best_loss, self.best_epoch, self.bad = loss, epoch, 0
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            return False
+        self.bad += 1
+        return self.bad >= self.patience
+
+
+class _Epochs:
+    """One DGI epoch: a single step over the whole graph, or one step per batch of target users
+    (with their sampled meta-path neighbourhoods, see :class:`SubgraphSampler`)."""
+
+    def __init__(self, model: HDGI, x: Tensor, eil: list[Tensor], ewl: list[Tensor | None], dev: torch.device,
+                 opt: torch.optim.Optimizer, seed: int, batch_size: int | None, num_neighbors: int | None) -> None:
+        self.model, self.opt, self.dev, self.batch_size = model, opt, dev, batch_size
+        self.n = x.size(0)
+        self.x = x.to(dev)
+        self.gen = torch.Generator().manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
+        self.sampler = SubgraphSampler(eil, self.n, num_neighbors, ewl) if batch_size is not None else None
+        self.eil = [e.to(dev) for e in eil] if self.sampler is None else []
+        self.ewl = _to(ewl, dev)
+
+    def run(self) -> float:
+        self.model.train()
+        return self._full() if self.sampler is None else self._batched()
+
+    def _step(self, loss: Tensor) -> float:
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return float(loss.detach())
+
+    def _full(self) -> float:
+        return self._step(self.model.dgi_loss(self.x, self.eil, generator=self.gen, edge_weight_list=self.ewl))
+
+    def _batched(self) -> float:
+        assert self.sampler is not None and self.batch_size is not None
+        order = self.rng.permutation(self.n)
+        total, seen = 0.0, 0
+        for start in range(0, self.n, self.batch_size):
+            targets = order[start : start + self.batch_size]
+            nodes, sub, sub_w = self.sampler.sample(targets, self.rng)
+            perm = torch.randperm(self.n, generator=self.gen)
+            nodes_t = torch.from_numpy(nodes)
+            loss = self.model.dgi_loss(
+                self.x[nodes_t.to(self.dev)], [e.to(self.dev) for e in sub], target_size=len(targets),
+                x_corrupt=self.x[perm[nodes_t].to(self.dev)], edge_weight_list=_to(sub_w, self.dev))
+            total += self._step(loss) * len(targets)
+            seen += len(targets)
+        return total / max(seen, 1)
+
+
 def train_hdgi(
     model: HDGI,
     x: Tensor | np.ndarray,
@@ -171,96 +249,41 @@ def train_hdgi(
     computed on the whole graph and stored in ``model.attention``. The model is left on
     ``device`` in eval mode.
     """
-    if epochs < 1 or patience < 1:
-        raise ConfigError("epochs and patience must be ≥ 1")
-    if lr <= 0 or weight_decay < 0:
-        raise ConfigError("lr must be > 0 and weight_decay ≥ 0")
-    if batch_size is not None and batch_size < 1:
-        raise ConfigError("batch_size must be ≥ 1 (or None for full batch)")
-    if num_neighbors is not None and num_neighbors < 1:
-        raise ConfigError("num_neighbors must be ≥ 1")
+    _check_train_args(epochs, patience, lr, weight_decay, batch_size, num_neighbors)
     dev = resolve_device(device)
     x_t = _as_x(x)
-    n = x_t.size(0)
-    eil = _as_edges(edge_index_list, n)
-    ewl = _as_weights(edge_index_list)
+    eil = _as_edges(edge_index_list, x_t.size(0))
     if len(eil) != model.num_metapaths:
         raise ConfigError(f"model has {model.num_metapaths} meta-paths, got {len(eil)} graphs")
-
     torch.manual_seed(seed)
     if reset:
         model.reset_parameters()
-    gen = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
     model.to(dev)
-    x_dev = x_t.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sampler = SubgraphSampler(eil, n, num_neighbors, ewl) if batch_size is not None else None
-    eil_dev = [e.to(dev) for e in eil] if sampler is None else []
-    ewl_dev = _to(ewl, dev)
-
+    epoch_of = _Epochs(model, x_t, eil, _as_weights(edge_index_list), dev, opt, seed, batch_size, num_neighbors)
+    stop = _EarlyStop(patience, min_delta)
     losses: list[float] = []
-    best_loss, best_epoch, bad = math.inf, -1, 0
-    best_state: dict[str, Tensor] | None = None
     stopped = False
     t0 = time.perf_counter()
     for epoch in range(epochs):
-        model.train()
-        if sampler is None:
-            opt.zero_grad()
-            loss = model.dgi_loss(x_dev, eil_dev, generator=gen, edge_weight_list=ewl_dev)
-            loss.backward()
-            opt.step()
-            epoch_loss = float(loss.detach())
-        else:
-            assert batch_size is not None
-            order = rng.permutation(n)
-            total, seen = 0.0, 0
-            for start in range(0, n, batch_size):
-                targets = order[start : start + batch_size]
-                nodes, sub, sub_w = sampler.sample(targets, rng)
-                perm = torch.randperm(n, generator=gen)
-                nodes_t = torch.from_numpy(nodes)
-                x_sub = x_dev[nodes_t.to(dev)]
-                x_neg = x_dev[perm[nodes_t].to(dev)]
-                opt.zero_grad()
-                loss = model.dgi_loss(
-                    x_sub, [e.to(dev) for e in sub], target_size=len(targets), x_corrupt=x_neg,
-                    edge_weight_list=_to(sub_w, dev),
-                )
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(targets)
-                seen += len(targets)
-            epoch_loss = total / max(seen, 1)
-        if not math.isfinite(epoch_loss):
-            raise ModelError(f"HDGI training diverged at epoch {epoch} (loss {epoch_loss}); lower lr")
-        losses.append(epoch_loss)
+        loss = epoch_of.run()
+        if not math.isfinite(loss):
+            raise ModelError(f"HDGI training diverged at epoch {epoch} (loss {loss}); lower lr")
+        losses.append(loss)
         if on_epoch is not None:
-            on_epoch(epoch, epoch_loss)
-        if epoch_loss < best_loss - min_delta:
-            best_loss, best_epoch, bad = epoch_loss, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            bad += 1
-            if bad >= patience:
-                stopped = True
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+            on_epoch(epoch, loss)
+        if stop.should_stop(epoch, loss, model):
+            stopped = True
+            break
+    if stop.best_state is not None:
+        model.load_state_dict(stop.best_state)
     model.eval()
     _, weights = embed_personas(model, x_t, edge_index_list, batch_size=batch_size, device=dev,
                                 return_weights=True)
     model.attention.copy_(torch.as_tensor(weights, device=model.attention.device))
-    return TrainResult(
-        losses=losses,
-        best_epoch=best_epoch,
-        best_loss=best_loss,
-        attention=[float(w) for w in weights],
-        epochs_run=len(losses),
-        stopped_early=stopped,
-        seconds=time.perf_counter() - t0,
-    )
+    return TrainResult(losses=losses, best_epoch=stop.best_epoch, best_loss=stop.best_loss,
+                       attention=[float(w) for w in weights], epochs_run=len(losses), stopped_early=stopped,
+                       seconds=time.perf_counter() - t0)
 
 
 @torch.no_grad()

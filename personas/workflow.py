@@ -32,7 +32,7 @@ from kgrec.settings import Settings, apply_torch_threads
 from .data import GraphArrays, item_term_lists
 from .features import UserFeaturizer
 from .groups import cluster_personas, label_groups
-from .metapaths import RelationIndex, build_metapath_graph, parse_metapaths
+from .metapaths import build_metapath_graphs, parse_metapaths
 from .projection import graph_arrays
 
 ARRAYS_FILE = "arrays.npz"
@@ -130,13 +130,16 @@ def train_personas(store: GraphStore, settings: Settings, *, k: int | None = Non
                    progress: ProgressReporter | None = None, **hparams: Any) -> PersonaSummary:
     """Train HDGI personas on the stored graph and write them back (see the module doc).
     ``hparams`` are :class:`HDGIConfig` fields (encoder, epochs, metapaths, hidden, ...)."""
-    cfg = HDGIConfig(**hparams)
+    try:
+        cfg = HDGIConfig(**hparams)
+    except TypeError as e:  # an unknown keyword
+        raise ConfigError(f"train_personas: {e}") from e
     progress = progress or NullProgress()
     seed = settings.seed if seed is None else int(seed)
     apply_torch_threads(settings)
     timer = _Timer()
     with timer("stream"):
-        arrays = stream_arrays(store, progress)
+        arrays = stream_arrays(store, settings, progress)
     with timer("metapaths"):
         paths = metapath_graphs(arrays, cfg.metapaths, cfg.max_neighbors, seed, progress)
     with timer("features"), progress.stage(f"user features ({cfg.features})") as advance:
@@ -164,10 +167,13 @@ def train_personas(store: GraphStore, settings: Settings, *, k: int | None = Non
     return summary
 
 
-def stream_arrays(store: GraphStore, progress: ProgressReporter) -> GraphArrays:
-    """The training projection of the graph as :class:`GraphArrays`."""
+def stream_arrays(store: GraphStore, settings: Settings, progress: ProgressReporter) -> GraphArrays:
+    """The training projection of the graph as :class:`GraphArrays` (item vectors from the
+    build's copy of ``Item.emb`` when it has one)."""
+    from kgrec.kg.artefacts import load_item_embeddings
+
     with progress.stage("stream training graph") as advance:
-        arrays = graph_arrays(store)
+        arrays = graph_arrays(store, load_item_embeddings(settings))
         advance(1)
     return arrays
 
@@ -177,23 +183,25 @@ def metapath_graphs(arrays: GraphArrays, metapaths: Sequence[str], max_neighbors
     """One sampled user–user graph per meta-path; a path with no edges is dropped (and said so).
     Raises :class:`DataError` when every path is empty."""
     specs = parse_metapaths(metapaths, max_neighbors=max_neighbors)
-    index = RelationIndex(arrays)
     out = MetaPathGraphs([], [], {}, {})
     with progress.stage("meta-path graphs", total=len(specs)) as advance:
+        possible = []
         for spec in specs:
             why = _missing_relation(arrays, spec.name)
             if why is None:
-                g = build_metapath_graph(index, spec, seed=seed)
-                if g.num_edges == 0:
-                    why = "no user pairs connected by this path"
-                else:
-                    out.specs.append(spec)
-                    out.graphs.append(g)
-                    out.edges[spec.name] = g.num_edges
-            if why is not None:
+                possible.append(spec)
+            else:
                 out.dropped[spec.name] = why
-                progress.note(f"meta-path {spec.name} dropped: {why}")
-            advance(1)
+        for spec, g in zip(possible, build_metapath_graphs(arrays, possible, seed=seed), strict=True):
+            if g.num_edges == 0:
+                out.dropped[spec.name] = "no user pairs connected by this path"
+            else:
+                out.specs.append(spec)
+                out.graphs.append(g)
+                out.edges[spec.name] = g.num_edges
+        advance(len(specs))
+    for name, why in out.dropped.items():
+        progress.note(f"meta-path {name} dropped: {why}")
     if not out.specs:
         raise DataError(f"every meta-path is empty on this graph ({out.dropped}); nothing to train on")
     return out
@@ -278,6 +286,22 @@ def show_personas(store: GraphStore) -> list[dict[str, Any]]:
     if not rows:
         raise NotFoundError("no persona groups in the graph; run `kgrec train personas` first")
     return rows
+
+
+def nearest_users(store: GraphStore, user: str, k: int = 10) -> list[dict[str, Any]]:
+    """The ``k`` users whose personas are nearest to ``user``'s (cosine, through the store's
+    vector index on ``User.persona``), with their persona group and training-item count."""
+    if k < 1:
+        raise ConfigError(f"k must be ≥ 1, got {k}")
+    rows = store.run("recommend_user", {"user": user}, read_only=True)
+    if not rows:
+        raise NotFoundError(f"unknown user id {user!r}")
+    if rows[0]["persona"] is None:
+        raise ModelError(f"user {user!r} has no persona; run `kgrec train personas` first")
+    hits = [(u, score) for u, score in store.knn("User", "persona", rows[0]["persona"], k + 1) if u != user][:k]
+    about = {r["user"]: r for r in store.run("persona_neighbours", {"ids": [u for u, _ in hits]}, read_only=True)}
+    return [{"user": u, "similarity": round(score, 4), "persona": about.get(u, {}).get("persona"),
+             "label": about.get(u, {}).get("label"), "items": about.get(u, {}).get("items")} for u, score in hits]
 
 
 def plot_personas(store: GraphStore, settings: Settings, *, out: Path | None = None, method: str = "tsne",

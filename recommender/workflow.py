@@ -69,19 +69,17 @@ class RecList(list):
 
 def load_inputs(store, settings, progress=None) -> Inputs:
     """Split, ``Item.emb`` aligned to the vocabulary, ``User.persona`` and history-user vectors."""
-    from kgrec.kg.artefacts import load_split
+    from kgrec.kg.artefacts import load_item_embeddings, load_split
     from kgrec.recommender.data import ItemVocab, align_item_embeddings, history_user_embeddings
 
     progress = progress or NullProgress()
     split = load_split(settings)
     vocab = ItemVocab.from_frames(split.train, split.valid, split.test, items=split.items)
     with progress.stage("read Item.emb", 1) as advance:
-        items = store.stream_nodes("Item", ["emb"])
+        ids, emb = load_item_embeddings(settings) or _stream_item_embeddings(store)
         advance(1)
-    ids = [i for i, v in zip(items.ids, items.properties["emb"]) if v is not None]
     if not ids:
         raise ModelError("no item embeddings in the graph; run `kgrec build` with --embeddings")
-    emb = np.asarray([v for v in items.properties["emb"] if v is not None], dtype=np.float32)
     table = align_item_embeddings(vocab, emb, ids)
     with progress.stage("read User.persona", 1) as advance:
         users = store.stream_nodes("User", ["persona", "persona_version"])
@@ -93,6 +91,13 @@ def load_inputs(store, settings, progress=None) -> Inputs:
     versions = Counter(str(v) for v in users.properties["persona_version"] if v is not None)
     return Inputs(split, vocab, table, personas, history_user_embeddings(split.train, vocab, table),
                   versions.most_common(1)[0][0] if versions else None, split.fingerprint())
+
+
+def _stream_item_embeddings(store) -> tuple[list[str], np.ndarray]:
+    """``Item.emb`` from the store (when the build left no copy under the home)."""
+    items = store.stream_nodes("Item", ["emb"])
+    ids = [i for i, v in zip(items.ids, items.properties["emb"]) if v is not None]
+    return ids, np.asarray([v for v in items.properties["emb"] if v is not None], dtype=np.float32)
 
 
 def model_dir(settings) -> Path:

@@ -129,7 +129,7 @@ def test_strict_malformed_exit_code_names_the_line(monkeypatch, capsys, settings
 
 
 def test_unreachable_graph_names_uri(monkeypatch, capsys, settings) -> None:
-    from kgrec.kg.falkordb_server import free_port
+    from kgrec.kg.net import free_port
 
     port = free_port()
     monkeypatch.setenv("KGREC_GRAPH_URI", f"falkordb://127.0.0.1:{port}")

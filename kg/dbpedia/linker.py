@@ -38,12 +38,7 @@ assert set(PREDICATES.values()) <= set(schema.ENTITY_REL_TYPES)
 ENTITY_CLASSES = ("Film", "Book", "TelevisionShow", "Person", "Band", "Company", "Organisation",
                   "Genre", "MusicGenre", "Country", "Language", "WrittenWork", "Work")
 #: The type an object gets from the predicate when DBpedia states none.
-IMPLIED_TYPE = {
-    "DIRECTOR": "Person", "STARRING": "Person", "WRITER": "Person", "PRODUCER": "Person",
-    "MUSIC_COMPOSER": "Person", "AUTHOR": "Person", "LITERARY_GENRE": "Genre", "GENRE": "Genre",
-    "PUBLISHER": "Company", "SERIES": "Work", "PREVIOUS_WORK": "Work", "SUBSEQUENT_WORK": "Work",
-    "COUNTRY": "Country", "LANGUAGE": "Language", "SUBJECT": "Category",
-}
+IMPLIED_TYPE = schema.ENTITY_TARGET_TYPE
 WORK_CLASSES = ("Film", "Book")
 #: Feature kinds matched to DBpedia people / organisations: kind → (classes, relationship, method).
 FEATURE_KINDS: dict[str, tuple[tuple[str, ...], str, str]] = {

@@ -205,6 +205,14 @@ def match_items(items: Sequence[ItemRecord], linker: Linker, *, mapped: dict[str
     return links, report, counts
 
 
+@dataclass
+class _Facts:
+    """What linking writes: entities by IRI and typed relationships ``(subject, object) → props``."""
+
+    entities: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rels: dict[str, dict[tuple[str, str], dict[str, Any]]] = field(default_factory=lambda: defaultdict(dict))
+
+
 def link_items(store: GraphStore, settings: Settings, *, mapping: Path | None = None,
                endpoint: str | None = None, use_labels: bool = True, progress: Progress | None = None,
                client: SparqlClient | None = None,
@@ -219,91 +227,117 @@ def link_items(store: GraphStore, settings: Settings, *, mapping: Path | None = 
     client = client or SparqlClient.from_settings(settings, endpoint)
     linker = Linker(client, settings.sparql_batch_size, label_threshold, work_types)
     summary = LinkSummary(endpoint=client.endpoint)
-    sent0, hits0, fail0 = client.stats.queries_sent, client.stats.cache_hits, client.stats.failures
+    before = (client.stats.queries_sent, client.stats.cache_hits, client.stats.failures)
 
     items = _read_items(store)
-    summary.items = len(items)
-    mapped: dict[str, str] = {}
-    if mapping is not None:
-        mapped, _problems = read_mapping(mapping)
+    mapped = read_mapping(mapping)[0] if mapping is not None else {}
     links, report, counts = match_items(items, linker, mapped=mapped, use_labels=use_labels,
                                         progress=progress)
+    facts, unenriched = enrich(linker, links)
+    titles = {it.id: it.title for it in items}
+    for lk in sorted(links.values(), key=lambda x: x.item):
+        if lk.iri in unenriched:
+            summary.enrich_failed += 1
+            report.append((lk.item, titles[lk.item], "", "enrich_failed",
+                           f"sparql_error: {client.last_error or 'unknown'}"))
+    link_people(items, links, linker, facts, summary)
+    n_rel = write_links(store, links, facts)
+    summary.report = write_report(settings.reports_dir / "dbpedia_unlinked.tsv", report)
+    summary.items = len(items)
+    for lk in links.values():
+        summary.linked[lk.method] = summary.linked.get(lk.method, 0) + 1
+    summary.unlinked, summary.failed = counts["unlinked"], counts["failed"]
+    summary.entities, summary.relationships = len(facts.entities), n_rel
+    summary.queries_sent = client.stats.queries_sent - before[0]
+    summary.cache_hits = client.stats.cache_hits - before[1]
+    summary.query_failures = client.stats.failures - before[2]
+    return summary
 
-    # enrichment --------------------------------------------------------------------------
+
+def enrich(linker: Linker, links: dict[str, Link]) -> tuple[_Facts, set[str]]:
+    """The linked resources as entities, and their allow-listed 1-hop facts (typed edges to
+    entities that are created on the way); also the resources whose description or facts
+    could not be fetched."""
     subjects = sorted({lk.iri for lk in links.values()})
     described, describe_failed = linker.describe(subjects)
     linker.fetch_facts(subjects)
-    entities: dict[str, dict[str, Any]] = {}
+    facts = _Facts()
     link_type = {lk.iri: lk.type for lk in links.values() if lk.type}
     for s in subjects:
         lab, typ = described.get(s, (None, None))
-        entities[s] = {"label": lab or iri_label(s), "type": typ or link_type.get(s) or "Resource"}
-    rels: dict[str, dict[tuple[str, str], dict[str, Any]]] = defaultdict(dict)
+        facts.entities[s] = {"label": lab or iri_label(s), "type": typ or link_type.get(s) or "Resource"}
     for s in subjects:
         for row in linker.facts.get(s, []):
-            rtype = PREDICATES.get(row["p"])
-            o = row["o"]
-            try:
-                validate_iri(o)
-            except ConfigError:
-                continue
-            if rtype is None:
+            rtype, o = PREDICATES.get(row["p"]), row["o"]
+            if rtype is None or not _valid_iri(o):
                 continue
             typ = row.get("type", "").rsplit("/", 1)[-1] or None
-            prev = entities.get(o)
+            prev = facts.entities.get(o)
             best_type = pick_type([t for t in (typ, prev and prev["type"]) if t]) or (
                 prev["type"] if prev else IMPLIED_TYPE[rtype])
-            entities[o] = {"label": (prev and prev["label"] != iri_label(o) and prev["label"])
-                           or row.get("label") or iri_label(o), "type": best_type}
-            rels[rtype][(s, o)] = {"source": "dbpedia"}
-    by_id = {it.id: it for it in items}
-    for lk in sorted(links.values(), key=lambda x: x.item):
-        if lk.iri in linker.facts_failed or lk.iri in describe_failed:
-            summary.enrich_failed += 1
-            report.append((lk.item, by_id[lk.item].title, "", "enrich_failed",
-                           f"sparql_error: {client.last_error or 'unknown'}"))
+            facts.entities[o] = {"label": (prev and prev["label"] != iri_label(o) and prev["label"])
+                                 or row.get("label") or iri_label(o), "type": best_type}
+            facts.rels[rtype][(s, o)] = {"source": "dbpedia"}
+    return facts, describe_failed | (linker.facts_failed & set(subjects))
 
-    # people / organisations from item features ---------------------------------------------
-    feature_rows: list[tuple[str, str, str, tuple[str, ...], str, str]] = []
+
+def _valid_iri(text: str) -> bool:
+    try:
+        validate_iri(text)
+    except ConfigError:
+        return False
+    return True
+
+
+def link_people(items: Sequence[ItemRecord], links: dict[str, Link], linker: Linker, facts: _Facts,
+                summary: LinkSummary) -> None:
+    """Strategy 3: people and organisations named in item metadata become entities tied to the
+    linked work (``W -[:DIRECTOR|AUTHOR|PUBLISHER {source:'feature'}]-> P``), unless DBpedia
+    already states it or the name is ambiguous. Features of unlinked items are only counted."""
+    rows: list[tuple[str, str, tuple[str, ...], str, str]] = []
     for it in items:
         for kind, values in it.features.items():
             classes, rtype, method = FEATURE_KINDS[kind]
-            for v in values:
-                if it.id not in links:
-                    summary.feature_entities_skipped += 1
-                    continue
-                feature_rows.append((it.id, kind, v, classes, rtype, method))
-    if feature_rows:
-        by_classes: dict[tuple[str, ...], list[str]] = defaultdict(list)
-        for _, _, v, classes, _, _ in feature_rows:
-            by_classes[classes].extend(feature_variants(v))
-        found: dict[tuple[str, ...], dict[str, list[Candidate]]] = {}
-        for classes, labels in by_classes.items():
-            labels = list(dict.fromkeys(labels))
-            found[classes] = {}
-            for j in range(0, len(labels), settings.sparql_batch_size):
-                try:
-                    found[classes].update(linker.candidates(labels[j:j + settings.sparql_batch_size], classes))
-                except SparqlError:
-                    continue
-        for item_id, _kind, v, classes, rtype, method in feature_rows:
-            work = links[item_id].iri
-            cands = {c.iri: c for lab in feature_variants(v) for c in found[classes].get(lab, [])}
-            if not cands:
+            if it.id not in links:
+                summary.feature_entities_skipped += len(values)
                 continue
-            known = {o for (s, o) in rels[rtype] if s == work}
-            shared = [c for c in cands if c in known]
-            if shared:
-                continue  # DBpedia already states it
-            if len(cands) > 1:
-                continue  # ambiguous person name: skip rather than guess
-            c = next(iter(cands.values()))
-            entities.setdefault(c.iri, {"label": c.label, "type": c.type or "Person"})
-            rels[rtype][(work, c.iri)] = {"source": "feature", "method": method, "confidence": 0.9}
-            summary.feature_entities += 1
+            rows.extend((it.id, v, classes, rtype, method) for v in values)
+    found = _people_candidates(linker, rows)
+    for item_id, v, classes, rtype, method in rows:
+        work = links[item_id].iri
+        cands = {c.iri: c for lab in feature_variants(v) for c in found[classes].get(lab, [])}
+        known = {o for (s, o) in facts.rels[rtype] if s == work}
+        if len(cands) != 1 or any(c in known for c in cands):
+            continue  # none, ambiguous (skip rather than guess), or DBpedia already states it
+        c = next(iter(cands.values()))
+        facts.entities.setdefault(c.iri, {"label": c.label, "type": c.type or "Person"})
+        facts.rels[rtype][(work, c.iri)] = {"source": "feature", "method": method, "confidence": 0.9}
+        summary.feature_entities += 1
 
-    # writes ----------------------------------------------------------------------------
-    store.upsert_nodes("Entity", ({"key": k, "props": v} for k, v in sorted(entities.items())))
+
+def _people_candidates(linker: Linker, rows: Sequence[tuple[str, str, tuple[str, ...], str, str]],
+                       ) -> dict[tuple[str, ...], dict[str, list[Candidate]]]:
+    """Exact-label candidates per class tuple for every name variant in ``rows``, in batches; a
+    failed batch just finds nothing."""
+    by_classes: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for _, v, classes, _, _ in rows:
+        by_classes[classes].extend(feature_variants(v))
+    found: dict[tuple[str, ...], dict[str, list[Candidate]]] = {}
+    for classes, labels in by_classes.items():
+        labels = list(dict.fromkeys(labels))
+        found[classes] = {}
+        for j in range(0, len(labels), linker.batch_size):
+            try:
+                found[classes].update(linker.candidates(labels[j:j + linker.batch_size], classes))
+            except SparqlError:
+                continue
+    return found
+
+
+def write_links(store: GraphStore, links: dict[str, Link], facts: _Facts) -> int:
+    """Entities, ``SAME_AS`` (replacing a stale one of the same item) and the typed facts;
+    returns the relationships written."""
+    store.upsert_nodes("Entity", ({"key": k, "props": v} for k, v in sorted(facts.entities.items())))
     same_as = [{"src": lk.item, "dst": lk.iri,
                 "props": {"method": lk.method, "confidence": float(lk.confidence)}}
                for lk in sorted(links.values(), key=lambda x: x.item)]
@@ -311,27 +345,18 @@ def link_items(store: GraphStore, settings: Settings, *, mapping: Path | None = 
         store.run("dbpedia_delete_stale_same_as", {"rows": [{"item": r["src"], "iri": r["dst"]}
                                                            for r in same_as]})
     n_rel = store.upsert_relationships("SAME_AS", same_as)
-    for rtype, pairs in sorted(rels.items()):
+    for rtype, pairs in sorted(facts.rels.items()):
         n_rel += store.upsert_relationships(
             rtype, ({"src": s, "dst": o, "props": p} for (s, o), p in sorted(pairs.items())))
+    return n_rel
 
-    # report --------------------------------------------------------------------------------
-    path = settings.reports_dir / "dbpedia_unlinked.tsv"
+
+def write_report(path: Path, report: Sequence[tuple[str, str, str, str, str]]) -> Path:
+    """The unlinked / failed items as a TSV (``item, title, year, status, reason``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh, delimiter="\t", lineterminator="\n")
         w.writerow(["item", "title", "year", "status", "reason"])
         for row in report:
             w.writerow([" ".join(str(x).split()) for x in row])
-
-    summary.report = path
-    for lk in links.values():
-        summary.linked[lk.method] = summary.linked.get(lk.method, 0) + 1
-    summary.unlinked = counts["unlinked"]
-    summary.failed = counts["failed"]
-    summary.entities = len(entities)
-    summary.relationships = n_rel
-    summary.queries_sent = client.stats.queries_sent - sent0
-    summary.cache_hits = client.stats.cache_hits - hits0
-    summary.query_failures = client.stats.failures - fail0
-    return summary
+    return path

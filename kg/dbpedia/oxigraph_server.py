@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Self
 
 from kgrec.errors import ConfigError, DataError, SparqlError
+from kgrec.kg.net import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DBPEDIA = REPO_ROOT.parent / "shared" / "data" / "dbpedia"
@@ -58,12 +58,6 @@ def oxigraph_binary() -> str:
         if c and Path(c).is_file():
             return str(c)
     raise ConfigError("the `oxigraph` CLI is not installed (pip install oxigraph)")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def fingerprint(files: list[Path]) -> str:

@@ -35,6 +35,7 @@ from typing import Any
 
 from kgrec.errors import ConfigError, SparqlError
 from kgrec.settings import DEFAULT_SPARQL_ENDPOINT, Settings
+from kgrec.templates import fill
 
 # --- escaping and validation ------------------------------------------------------------------
 
@@ -134,9 +135,6 @@ def query_key(query: str, scope: str = "") -> str:
 
 # --- templates --------------------------------------------------------------------------------
 
-_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
-
-
 def template(name: str, **values: str) -> str:
     """``queries/NAME.rq`` with ``{{placeholders}}`` filled. Values must already be escaped
     literals / validated IRIs (built with :func:`literal` / :func:`iri`)."""
@@ -145,13 +143,7 @@ def template(name: str, **values: str) -> str:
         raise ConfigError(f"no SPARQL template named {name!r}")
     text = "\n".join(line for line in path.read_text(encoding="utf-8").splitlines()
                      if not line.lstrip().startswith("#"))
-
-    def fill(m: re.Match[str]) -> str:
-        if m.group(1) not in values:
-            raise ConfigError(f"SPARQL template {name!r} needs {m.group(1)!r}")
-        return values[m.group(1)]
-
-    return _PLACEHOLDER.sub(fill, text)
+    return fill(text, values, f"SPARQL template {name!r}")
 
 
 # --- client -----------------------------------------------------------------------------------

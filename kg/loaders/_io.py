@@ -182,7 +182,3 @@ def items_frame(rows: Iterable[dict[str, Any]], interaction_items: Iterable[str]
     for c in _OPT_STR_COLUMNS:
         cols[c] = pd.Series([_norm_opt_str(r.get(c)) for r in recs], dtype="object")
     return pd.DataFrame(cols)[list(ITEM_COLUMNS)]
-
-
-def unique_in_order(values: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(values))

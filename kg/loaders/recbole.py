@@ -20,6 +20,15 @@ contain the train/valid ones); failing that every ``.inter`` file is concatenate
 ``.item`` fields map by name: ``title`` (token_seq joined by spaces), ``genre``/``class`` →
 genres, ``categor`` → categories, ``brand``, ``author``, ``director``, ``publisher``, ``desc`` →
 description, ``year``/``date`` → year.
+
+Knowledge-graph files, when present beside the ``.inter`` (RecBole's KG-aware data sets):
+``<name>.link`` (``item_id:token  entity_id:token``) and ``<name>.kg`` (``head_id:token
+relation_id:token  tail_id:token``). They become :class:`~kgrec.kg.tables.ItemGraph`: a
+relation maps to an allowed relationship type by the words in its last segment
+(``film.film.directed_by`` → ``DIRECTOR``, ``dbo:starring`` → ``STARRING``, see
+:data:`RELATION_WORDS`); triples of other relations are counted in ``ItemGraph.skipped``.
+Entity ids that are not IRIs get the key ``recbole:<name>/<id>`` and the label ``<id>``
+with underscores as spaces.
 """
 
 from __future__ import annotations
@@ -31,9 +40,18 @@ from typing import Any
 
 from kgrec.errors import DataError
 from kgrec.kg.loaders._io import Progress, bad_line, interactions_frame, items_frame, iter_lines
-from kgrec.kg.tables import Dataset, LoadReport, Ordering
+from kgrec.kg.tables import Dataset, ItemGraph, LoadReport, Ordering
 
 FIELD_TYPES = ("token", "token_seq", "float", "float_seq")
+#: Words in a KG relation's last segment → the relationship type (first match wins).
+RELATION_WORDS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("previous", "prequel"), "PREVIOUS_WORK"), (("subsequent", "sequel"), "SUBSEQUENT_WORK"),
+    (("literary",), "LITERARY_GENRE"), (("genre",), "GENRE"), (("direct",), "DIRECTOR"),
+    (("starring", "actor", "cast"), "STARRING"), (("composer", "music"), "MUSIC_COMPOSER"),
+    (("author",), "AUTHOR"), (("writ",), "WRITER"), (("producer", "produced"), "PRODUCER"),
+    (("publish",), "PUBLISHER"), (("series",), "SERIES"), (("country",), "COUNTRY"),
+    (("language",), "LANGUAGE"), (("subject",), "SUBJECT"),
+)
 
 
 def parse_header(line: str, path: Path) -> list[tuple[str, str]]:
@@ -205,4 +223,66 @@ def load_recbole(path: Path, *, strict: bool = False, progress: Progress = None)
     item_files = [folder / f"{name}.item"] if (folder / f"{name}.item").is_file() else sorted(folder.glob("*.item"))
     rows = _read_items(item_files[0], report, strict, progress) if item_files else []
     items = items_frame(rows, interaction_items=dict.fromkeys(inter["item"]))
-    return Dataset(inter, items, Ordering.TIMESTAMP if has_ts else Ordering.ORDER, name=name, report=report)
+    graph = read_item_graph(folder, name, report, strict, progress)
+    return Dataset(inter, items, Ordering.TIMESTAMP if has_ts else Ordering.ORDER, name=name, report=report,
+                   graph=graph)
+
+
+def relation_type(relation: str) -> str | None:
+    """The allowed relationship type a RecBole KG relation stands for, or None."""
+    last = relation.replace(":", ".").replace("/", ".").rsplit(".", 1)[-1].lower()
+    for words, rel_type in RELATION_WORDS:
+        if any(w in last for w in words):
+            return rel_type
+    return None
+
+
+def _entity_key(name: str, entity: str) -> str:
+    return entity if "://" in entity else f"recbole:{name}/{entity}"
+
+
+def _token_rows(path: Path, roles: tuple[tuple[str, ...], ...], report: LoadReport, strict: bool,
+                progress: Progress) -> Iterator[list[str]]:
+    """The token fields named by ``roles`` (one needle tuple per wanted field) of each line."""
+    lines = iter_lines(path, progress)
+    first = next(lines, None)
+    if first is None:
+        return
+    fields = parse_header(first[1], path)
+    idx = [_find(fields, needles, ("token",)) for needles in roles]
+    if any(i is None for i in idx):
+        raise DataError(f"{path}:1: header needs token fields for {', '.join(r[0] for r in roles)}")
+    for lineno, parts in _records(lines, len(fields), report, strict, path):
+        values = [parts[i].strip() for i in idx]  # type: ignore[index]
+        if all(values):
+            yield values
+        else:
+            bad_line(report, strict, path, lineno, "empty id")
+
+
+def read_item_graph(folder: Path, name: str, report: LoadReport, strict: bool,
+                    progress: Progress) -> ItemGraph | None:
+    """``<name>.link`` + ``<name>.kg`` as an :class:`ItemGraph` (None when there is no ``.link``)."""
+    import pandas as pd
+
+    link_path, kg_path = folder / f"{name}.link", folder / f"{name}.kg"
+    if not link_path.is_file():
+        return None
+    links = [(item, _entity_key(name, e)) for item, e in
+             _token_rows(link_path, (("item",), ("entity",)), report, strict, progress)]
+    triples, skipped, labels = [], {}, {}
+    if kg_path.is_file():
+        for head, rel, tail in _token_rows(kg_path, (("head",), ("relation",), ("tail",)), report, strict,
+                                           progress):
+            rel_type = relation_type(rel)
+            if rel_type is None:
+                skipped[rel] = skipped.get(rel, 0) + 1
+                continue
+            triples.append((_entity_key(name, head), rel_type, _entity_key(name, tail)))
+            for e in (head, tail):
+                labels[_entity_key(name, e)] = e.rsplit("/", 1)[-1].replace("_", " ")
+    for _, e in links:
+        labels.setdefault(e, e.rsplit("/", 1)[-1].replace("_", " "))
+    return ItemGraph(pd.DataFrame(links, columns=["item", "entity"], dtype="object"),
+                     pd.DataFrame(triples, columns=["head", "rel_type", "tail"], dtype="object"),
+                     labels, skipped)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kgrec.kg.build import BuildOptions, build, load_split
+from kgrec.kg.artefacts import load_split
+from kgrec.kg.build import BuildOptions, build
 from kgrec.kg.store import GraphStore
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ml-mini"
@@ -131,3 +132,20 @@ def test_malformed_lines_are_counted_with_file_and_line(store, settings, tmp_pat
     assert "ratings.csv:4" in summary.malformed_examples[0]
     with pytest.raises(DataError, match="ratings.csv:4"):
         build(store, settings, _opts(bad, embeddings=False, strict=True))
+
+
+def test_build_keeps_a_copy_of_item_emb_for_the_training_stages(built) -> None:
+    """Training reads the build's copy instead of streaming every vector out of the graph; it
+    equals the graph's vectors, and a build without embeddings removes it."""
+    import numpy as np
+
+    from kgrec.kg.artefacts import load_item_embeddings
+
+    store, settings, _ = built
+    ids, vectors = load_item_embeddings(settings)
+    graph = store.stream_nodes("Item", ["emb"])
+    by_id = dict(zip(graph.ids, graph.properties["emb"], strict=True))
+    assert sorted(ids) == sorted(by_id) and vectors.shape == (200, 384)
+    np.testing.assert_allclose(vectors, np.asarray([by_id[i] for i in ids]), atol=1e-6)
+    build(store, settings, _opts(embeddings=False))
+    assert load_item_embeddings(settings) is None

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kgrec.errors import ConfigError, StoreUnavailable
-from kgrec.kg.falkordb_server import free_port
+from kgrec.kg.net import free_port
 from kgrec.kg.store import open_store
 from kgrec.settings import Settings
 

@@ -7,15 +7,14 @@ import scipy.sparse as sp
 from kgrec.errors import ConfigError, DataError
 from kgrec.personas.data import GraphArrays, session_features, user_features
 from kgrec.personas.metapaths import (
-    CSR,
     MetaPathSpec,
     build_metapath_graph,
     build_metapath_graphs,
-    cap_per_source,
     expand_hop,
     parse_metapaths,
     sample_from_items,
 )
+from kgrec.personas.sparse import CSR, cap_per_source
 
 
 def _item_sets(arrays: GraphArrays) -> list[set[int]]:

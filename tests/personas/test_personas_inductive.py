@@ -8,7 +8,7 @@ from kgrec.errors import ConfigError
 from kgrec.personas.data import session_features, user_features
 from kgrec.personas.features import UserFeaturizer
 from kgrec.personas.hdgi import HDGI
-from kgrec.personas.inductive import InductivePersonas, infer_persona
+from kgrec.personas.inductive import InductivePersonas
 from kgrec.personas.metapaths import build_metapath_graphs, parse_metapaths
 
 SPECS = parse_metapaths(["UIU", "UIFIU", "UIEEIU"], max_neighbors=6, max_fanout=8)
@@ -29,7 +29,7 @@ def test_unseen_session_vector(model_and_graphs, arrays):
     inf = InductivePersonas(model, arrays, SPECS)
     v = inf.infer([0, 3, 6, 9])
     assert v.shape == (12,) and v.dtype == np.float32 and np.isfinite(v).all()
-    assert np.array_equal(v, infer_persona(model, arrays, [0, 3, 6, 9], SPECS))
+    assert np.array_equal(v, InductivePersonas(model, arrays, SPECS).infer([0, 3, 6, 9]))
     many = inf.infer_many([[0, 3, 6, 9], [1, 4], []])
     assert many.shape == (3, 12) and np.allclose(many[0], v, atol=1e-6)
     nbrs = inf.neighbours([0, 3])

@@ -18,6 +18,7 @@ from kgrec.personas.workflow import (
     ARRAYS_FILE,
     load_inductive,
     model_dir,
+    nearest_users,
     show_personas,
     train_personas,
 )
@@ -117,6 +118,18 @@ def test_persona_groups(trained) -> None:
     # the browser query over the attention reads what was written
     att = store.run("browser/metapath_attention", read_only=True)
     assert {r["metapath"] for r in att} == {"UIU", "UIFIU", "UIEIU"}
+
+
+def test_nearest_users_through_the_vector_index(trained) -> None:
+    store, _, s, _ = trained
+    user = store.execute("MATCH (u:User) RETURN u.id AS id ORDER BY id LIMIT 1")[0]["id"]
+    rows = nearest_users(store, user, 5)
+    assert len(rows) == 5 and user not in {r["user"] for r in rows}
+    sims = [r["similarity"] for r in rows]
+    assert sims == sorted(sims, reverse=True) and all(-1.0 <= v <= 1.0 for v in sims)
+    assert all(r["persona"] in {g["id"] for g in s.groups} and r["items"] > 0 for r in rows)
+    with pytest.raises(NotFoundError):
+        nearest_users(store, "no-such-user", 3)
 
 
 def test_attention_rounded_and_on_the_groups(trained) -> None:

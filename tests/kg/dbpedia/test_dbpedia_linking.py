@@ -25,10 +25,11 @@ from kgrec.kg.dbpedia.titles import (
     normalise_title,
     title_parts,
 )
+from kgrec.kg.net import free_port
 
 DATA = oxigraph_server.default_data_files()
 MAPPING = oxigraph_server.default_mapping()
-MOVIES = Path(__file__).resolve().parents[3] / "shared/data/movielens-latest-small/movies.csv"
+MOVIES = Path(__file__).resolve().parents[4] / "shared/data/movielens-latest-small/movies.csv"
 R = "http://dbpedia.org/resource/"
 needs_data = pytest.mark.skipif(not DATA or MAPPING is None, reason="no DBpedia data in ../shared or data/demo")
 
@@ -186,7 +187,7 @@ class _Err500(http.server.BaseHTTPRequestHandler):
 def bad_endpoint(request: pytest.FixtureRequest) -> Iterator[str]:
     kind = request.param
     if kind == "refused":
-        yield f"http://127.0.0.1:{oxigraph_server.free_port()}/sparql"
+        yield f"http://127.0.0.1:{free_port()}/sparql"
         return
     if kind == "http500":
         srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Err500)

@@ -1,6 +1,7 @@
 """Scale check (not a test): 70k users, 384-d.
 
-Run with the repo importable as kgrec: ``python tests/personas/scale_check.py [cuda|cpu]``.
+Run with the repo importable as kgrec: ``python benchmarks/persona_scale_check.py [cuda|cpu]``; it
+prints wall time, peak RSS and neighbour overlap of HDGI on a synthetic 70k-user graph.
 """
 
 import resource

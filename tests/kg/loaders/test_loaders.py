@@ -15,8 +15,8 @@ from kgrec.kg.loaders import KINDS, load_dataset, load_kgat_with_test
 from kgrec.kg.loaders.movielens import split_title
 from kgrec.kg.tables import INTERACTION_COLUMNS, ITEM_COLUMNS, Ordering
 
-FIX = Path(__file__).resolve().parents[1] / "fixtures"
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+FIX = Path(__file__).resolve().parents[2] / "fixtures"
+SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
 
 def check_tables(ds) -> None:
