@@ -30,7 +30,7 @@ class _Console:
 
 @pytest.mark.slow
 def test_run_demo_end_to_end(settings, tmp_path: Path, monkeypatch) -> None:
-    from kgrec.recommender import recipe
+    from kgrec.recommender import evaluate, recipe
 
     data = tmp_path / "demo"
     shutil.copytree(REPO / "tests" / "fixtures" / "ml-mini", data / "movielens")
@@ -41,7 +41,8 @@ def test_run_demo_end_to_end(settings, tmp_path: Path, monkeypatch) -> None:
         calls.append(1)
         return real(*a, **kw)
 
-    monkeypatch.setattr(recipe, "train_pipeline", spy)
+    for module in (recipe, evaluate):  # evaluate binds the name at import
+        monkeypatch.setattr(module, "train_pipeline", spy)
     console = _Console()
     out = run_demo(settings, NullProgress(), data_dir=data, console=console, epochs=1, persona_epochs=3)
     text = "\n".join(console.lines)
