@@ -452,6 +452,61 @@ def explain(
         _console().print(f"{k}. [{e.kind}] {e.reason}  (score {e.score:.3f})")
 
 
+# --- serve / db ---------------------------------------------------------------------------------
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind (loopback unless told otherwise)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (each loads its own snapshot)")] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every request (costs throughput)")] = False,
+    graph: GraphOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Serve recommendations over HTTP (OpenAPI at /docs) until Ctrl-C."""
+    from kgrec.api import serve as run
+
+    run(_settings(home=home, graph_uri=graph), host=host, port=port, workers=workers, access_log=access_log)
+
+
+db_app = typer.Typer(no_args_is_help=True, help="The embedded FalkorDB of a home, kept running between commands.")
+app.add_typer(db_app, name="db")
+
+
+def _db_print(state: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(state, indent=2))
+    elif state["running"]:
+        typer.echo(f"running: pid {state['pid']}, 127.0.0.1:{state['port']}, data {state['data_dir']}, "
+                   f"{'pinned' if state['pinned'] else 'not pinned'}, "
+                   f"{'in use by kgrec commands' if state['in_use'] else 'no command attached'}")
+    else:
+        typer.echo(f"not running (data {state['data_dir']})")
+
+
+@db_app.command("start")
+def db_start(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Start the home's server and keep it running after commands end (until `kgrec db stop`)."""
+    from kgrec.kg import falkordb_server
+
+    _db_print(falkordb_server.pin(_settings(home=home).home), as_json)
+
+
+@db_app.command("stop")
+def db_stop(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Unpin the server: it stops now, or when the last command using it ends."""
+    from kgrec.kg import falkordb_server
+
+    _db_print(falkordb_server.unpin(_settings(home=home).home), as_json)
+
+
+@db_app.command("status")
+def db_status(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Is the home's server running, pinned, in use?"""
+    from kgrec.kg import falkordb_server
+
+    _db_print(falkordb_server.status(_settings(home=home).home), as_json)
+
+
 def main() -> None:
     import logging
     import signal

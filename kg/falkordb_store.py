@@ -7,10 +7,22 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlparse
 
-from kgrec.errors import StoreError, StoreUnavailable
+from kgrec.errors import DataError, StoreError, StoreUnavailable
 from kgrec.kg import schema
 from kgrec.kg.store import GraphStore
 from kgrec.settings import Settings
+
+
+def _nul_at(value: Any, where: str) -> str | None:
+    """Where a NUL character hides in a parameter value, if anywhere. (The client sends parameters as
+    text before the query; a NUL ends that text early, and the server answers with a syntax error.)"""
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    if isinstance(value, dict):
+        return next((w for k, v in value.items() if (w := _nul_at(v, f"{where}.{k}"))), None)
+    if isinstance(value, (list, tuple)) and value and not isinstance(value[0], (int, float)):
+        return next((w for i, v in enumerate(value) if (w := _nul_at(v, f"{where}[{i}]"))), None)
+    return None
 
 
 class FalkorDBStore(GraphStore):
@@ -55,6 +67,9 @@ class FalkorDBStore(GraphStore):
 
     def execute(self, statement: str, params: dict[str, Any] | None = None, *,
                 read_only: bool = False) -> list[dict[str, Any]]:
+        bad = next((w for k, v in (params or {}).items() if (w := _nul_at(v, k))), None)
+        if bad is not None:
+            raise DataError(f"parameter {bad} contains a NUL character, which FalkorDB cannot take")
         try:
             if read_only:
                 res = self._graph.ro_query(statement, params)

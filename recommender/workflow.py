@@ -157,6 +157,19 @@ class Context:
     meta: dict
     history: dict[str, list[str]]  # user -> train + valid item ids in time order
     notes: list[str] = field(default_factory=list)
+    # in-memory snapshots (``kgrec serve``): user -> (persona or None, version), item -> title;
+    # None reads them from the store on each call
+    personas: dict[str, tuple[Any, Any]] | None = None
+    titles: dict[str, str | None] | None = None
+
+    def snapshot(self, store) -> Context:
+        """Load the persona and title snapshots (one stream each) and return self."""
+        users = store.stream_nodes("User", ["persona", "persona_version"])
+        self.personas = {u: (None if p is None else np.asarray(p, dtype=np.float32), v) for u, p, v in
+                         zip(users.ids, users.properties["persona"], users.properties["persona_version"])}
+        items = store.stream_nodes("Item", ["title"])
+        self.titles = dict(zip(items.ids, items.properties["title"]))
+        return self
 
 
 def load_context(store, settings) -> Context:
@@ -209,7 +222,11 @@ def recommend(store, settings, *, user: str | None = None, session: Sequence[str
     notes = list(ctx.notes)
     persona, source = None, "none"
     if user is not None:
-        rows = store.run("recommend_user", {"user": user}, read_only=True)
+        if ctx.personas is not None:
+            hit = ctx.personas.get(user)
+            rows = [] if hit is None else [{"persona": hit[0], "version": hit[1]}]
+        else:
+            rows = store.run("recommend_user", {"user": user}, read_only=True)
         if not rows:
             raise NotFoundError(f"unknown user id {user!r}; pass --session without --user for the "
                                 "anonymous / cold-start path")
@@ -227,8 +244,8 @@ def recommend(store, settings, *, user: str | None = None, session: Sequence[str
         notes.append("anonymous session and no inductive persona model: recommending without a persona")
     known = ctx.history.get(user, []) if user is not None else []
     top = model.recommend(persona, session, k=k, exclude_seen=exclude_seen, known_items=known)
-    titles = {}
-    if top:
+    titles = ctx.titles or {}
+    if top and ctx.titles is None:
         titles = {r["id"]: r["title"] for r in
                   store.run("recommend_titles", {"ids": [i for i, *_ in top]}, read_only=True)}
     recs = [Rec(r + 1, i, titles.get(i), s, f) for r, (i, s, f) in enumerate(top)]

@@ -105,7 +105,7 @@ def test_graph_arrays_load_without_pickle(tmp_path) -> None:
 
 
 def test_no_pickle_loads_in_the_code() -> None:
-    """No ``allow_pickle=True``, ``pickle.load`` or unsafe ``torch.load`` in kgrec's own code."""
+    """No pickle-enabled ``np.load``, ``pickle.load`` or unsafe ``torch.load`` in kgrec's own code."""
     pattern = re.compile(r"allow_pickle\s*=\s*True|pickle\.loads?\(|weights_only\s*=\s*False")
     offenders = []
     for path in REPO.rglob("*.py"):
@@ -117,3 +117,15 @@ def test_no_pickle_loads_in_the_code() -> None:
         offenders += [f"{rel}:{i}" for i, line in enumerate(path.read_text().splitlines(), 1)
                       if pattern.search(line)]
     assert offenders == []
+
+
+def test_a_nul_character_in_a_parameter_is_a_data_error(store) -> None:
+    """Found by the schemathesis run: FalkorDB's client sends parameters as text before the query,
+    so a NUL in a value truncated it and the server answered with a syntax error (HTTP 500)."""
+    from kgrec.errors import DataError
+
+    store.upsert_nodes("User", [{"key": "u1", "props": {}}])
+    for params in ({"user": "a\x00b"}, {"ids": ["ok", "x\x00"]}, {"rows": [{"key": "k", "props": {"t": "\x00"}}]}):
+        with pytest.raises(DataError, match="NUL"):
+            store.execute("MATCH (u:User {id: $user}) RETURN u.id AS id", params, read_only=True)
+    assert store.execute("MATCH (u:User {id: $user}) RETURN u.id AS id", {"user": "u1"}) == [{"id": "u1"}]
