@@ -21,7 +21,7 @@ catalogue stays whole.
    valid, test]``, rows ``user_id  item_id_list  item_id`` = (history, next item), the list
    aliased to ``item_id`` so both share one token space): train = every prefix of each
    user's train sequence (what RecBole's own augmentation makes), valid / test = exactly our
-   evaluation examples (:func:`kgrec.recommender.data.eval_examples`). ``kgrec.item`` lists
+   evaluation examples (:func:`kgrec.recommender.protocols.loo_examples`). ``kgrec.item`` lists
    the whole catalogue so both rank the same items.
 2. Our ``SASRec`` (ID embeddings only, no LLM table, CE over the catalogue) is trained with
    :func:`kgrec.recommender.training.fit`, RecBole's SASRec with its ``Trainer`` in a
@@ -117,6 +117,7 @@ def loo_split(kind: str, data: Path, *, k_core: int, users: int | None, seed: in
 def export_atomic(frames, out_dir: Path, max_len: int) -> dict[str, int]:
     """Write ``kgrec.{train,valid,test}.inter`` and ``kgrec.item`` into ``out_dir``."""
     from kgrec.recommender import data as D
+    from kgrec.recommender.protocols import loo_examples
 
     out_dir.mkdir(parents=True, exist_ok=True)
     vocab = D.ItemVocab.from_frames(frames["train"], frames["valid"], frames["test"], items=frames["items"])
@@ -136,8 +137,8 @@ def export_atomic(frames, out_dir: Path, max_len: int) -> dict[str, int]:
 
     seqs = D.user_sequences(frames["train"], vocab)
     counts = {"train": write("train", ((u, s[:t], s[t]) for u, s in seqs.items() for t in range(1, len(s))))}
-    for name, hist, held in (("valid", ["train"], "valid"), ("test", ["train", "valid"], "test")):
-        ex = D.eval_examples([frames[h] for h in hist], frames[held], vocab, max_len)
+    loo = loo_examples(frames["train"], frames["valid"], frames["test"], vocab, max_len)
+    for name, ex in (("valid", loo.valid), ("test", loo.test)):
         counts[name] = write(name, ((u, r[r != 0], t) for u, r, t in zip(ex.users, ex.seqs, ex.targets, strict=True)))
     with open(out_dir / "kgrec.item", "w", encoding="utf-8") as f:
         f.write("item_id:token\n" + "".join(f"{i}\n" for i in vocab.ids[1:]))
@@ -150,6 +151,7 @@ def run_ours(frames, *, epochs: int, patience: int, threads: int, seed: int, say
 
     from kgrec.recommender import data as D
     from kgrec.recommender.metrics import metrics_from_ranks, ranks_from_scores
+    from kgrec.recommender.protocols import loo_examples
     from kgrec.recommender.sasrec import SASRec
     from kgrec.recommender.training import fit, score_examples, seed_everything
 
@@ -157,9 +159,8 @@ def run_ours(frames, *, epochs: int, patience: int, threads: int, seed: int, say
     torch.set_num_threads(threads)
     ml = HP["max_len"]
     vocab = D.ItemVocab.from_frames(frames["train"], frames["valid"], frames["test"], items=frames["items"])
-    windows = D.training_windows(D.user_sequences(frames["train"], vocab), ml)
-    valid = D.eval_examples([frames["train"]], frames["valid"], vocab, ml)
-    test = D.eval_examples([frames["train"], frames["valid"]], frames["test"], vocab, ml)
+    loo = loo_examples(frames["train"], frames["valid"], frames["test"], vocab, ml)
+    windows, valid, test = loo.windows, loo.valid, loo.test
     seed_everything(seed)
     model = SASRec(len(vocab), hidden=HP["hidden"], num_blocks=HP["num_blocks"], num_heads=HP["num_heads"],
                    inner_size=HP["inner_size"], max_len=ml, dropout=HP["dropout"], loss_type="ce")

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from kgrec.recommender import data as D
+from kgrec.recommender.protocols import loo_examples
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -44,7 +45,7 @@ def test_export_rows_are_our_examples(rc, tmp_path):
     frames, _ = rc.loo_split("movielens", FIXTURES / "ml-mini", k_core=2, users=None, seed=0)
     counts = rc.export_atomic(frames, tmp_path, max_len=5)
     vocab = D.ItemVocab.from_frames(frames["train"], frames["valid"], frames["test"], items=frames["items"])
-    test = D.eval_examples([frames["train"], frames["valid"]], frames["test"], vocab, 5)
+    test = loo_examples(frames["train"], frames["valid"], frames["test"], vocab, 5).test
     rows = _read(tmp_path / "kgrec.test.inter")
     assert list(rows.columns) == ["user_id:token", "item_id_list:token_seq", "item_id:token"]
     assert counts["test"] == len(test) == len(rows) and counts["catalogue"] == len(vocab) - 1
