@@ -41,3 +41,8 @@ lint: install
 
 clean:
 	rm -rf .kgrec .pytest_cache
+
+# RecBole 1.2.1 in its own git-ignored venv, for benchmarks/recbole_compare.py only
+.PHONY: recbole-venv
+recbole-venv:
+	benchmarks/install_recbole.sh

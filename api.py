@@ -55,7 +55,7 @@ class RecommendRequest(BaseModel):
                                   description="Item ids of the current session, in order")
     user: ItemId | None = Field(default=None, description="A known user id; omit for an anonymous session")
     k: int = Field(default=10, ge=1, le=MAX_K)
-    exclude_seen: bool = False
+    exclude_seen: bool = True
     write: bool = Field(default=False, description="Queue (:User)-[:RECOMMENDED]->(:Item) edges (known users)")
 
 
@@ -250,8 +250,8 @@ def create_app(settings: Any = None) -> FastAPI:
     @app.get("/recommend", response_model=RecommendResponse, responses=ERRORS, tags=["recommend"])
     async def recommend_get(user: IdQuery,
                             k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
-                            exclude_seen: bool = False) -> RecommendResponse:
-        """Next items for a known user (their persona from the snapshot, their history as session)."""
+                            exclude_seen: bool = True) -> RecommendResponse:
+        """Next items for a known user (their persona from the snapshot, a new empty session)."""
         req = RecommendRequest(user=user, k=k, exclude_seen=exclude_seen)
         return await asyncio.get_running_loop().run_in_executor(compute, _recommend, req)
 

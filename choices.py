@@ -48,6 +48,14 @@ class Projection(StrEnum):
     pca = "pca"
 
 
+class Protocol(StrEnum):
+    """Evaluation protocols (:mod:`kgrec.recommender.protocols`): the paper's session task and
+    time-ordered leave-one-out."""
+
+    session = "session"
+    loo = "loo"
+
+
 class Device(StrEnum):
     cpu = "cpu"
     cuda = "cuda"

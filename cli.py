@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kgrec.choices import DatasetKind, Device, Encoder, Features, Projection
+from kgrec.choices import DatasetKind, Device, Encoder, Features, Projection, Protocol
 from kgrec.display import console as _console
 from kgrec.display import jsonable as _jsonable
 from kgrec.display import print_counts as _print_counts
@@ -66,6 +66,9 @@ def build(
     home: HomeOpt = None,
     k_core: Annotated[int, typer.Option(help="Iterative k-core on users and items (<=1: off)")] = 5,
     session_gap: Annotated[float, typer.Option(help="Inactivity gap that splits sessions, hours")] = 24.0,
+    session_len: Annotated[int | None, typer.Option(
+        min=1, help="Order-only data: sessions of N consecutive items counted back from the last "
+        "(default: leave-last-out)")] = None,
     embeddings: Annotated[bool, typer.Option(help="Encode item texts into Item.emb")] = True,
     embedding_model: Annotated[str | None, typer.Option(
         help="sentence-transformers name or path (default: offline all-MiniLM-L6-v2)")] = None,
@@ -86,8 +89,8 @@ def build(
 
     settings = _settings(home=home, graph_uri=graph)
     options = BuildOptions(kind=dataset, data=data, k_core=k_core, session_gap_s=session_gap * 3600,
-                           embeddings=embeddings, embedding_model=embedding_model, strict=strict,
-                           fresh=fresh).validate()
+                           session_len=session_len, embeddings=embeddings, embedding_model=embedding_model,
+                           strict=strict, fresh=fresh).validate()
     request = LinkRequest(mapping=mapping, sparql=sparql, sparql_data=sparql_data)
     with _store(settings) as store:
         summary, linked = build_graph(store, settings, options, progress=RichProgress(),
@@ -449,6 +452,12 @@ def evaluate(
     users: Annotated[int | None, typer.Option(
         min=1, help="Evaluate a seeded subsample of N held-out users (the whole catalogue is still ranked)")]
     = None,
+    protocol: Annotated[Protocol, typer.Option(
+        help="session: only the current session's prefix is seen, the past comes through the persona; "
+        "loo: time-ordered leave-one-out over the full history")] = Protocol.session,
+    exclude_seen: Annotated[bool, typer.Option(
+        "--exclude-seen/--include-seen", help="Rank only items the user has not had before (the build drops "
+        "repeated user-item pairs, so a seen item is never a target)")] = True,
     graph: GraphOpt = None,
     home: HomeOpt = None,
 ) -> None:
@@ -461,7 +470,7 @@ def evaluate(
     settings = _settings(home=home, graph_uri=graph)
     with _store(settings) as store:
         _, paths = run(store, settings, seeds=tuple(range(seeds)), epochs=epochs, device=device,
-                       progress=RichProgress(), users=users)
+                       progress=RichProgress(), users=users, protocol=protocol, exclude_seen=exclude_seen)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(paths["json"], json_path)

@@ -1,8 +1,8 @@
 """The recommender evaluation table of a built home (MovieLens, Games, ...).
 
-    .venv/bin/python benchmarks/evaluate_bench.py --home .kgrec [--seeds 3] [--epochs 50] [--device cpu]
+    .venv/bin/python benchmarks/evaluate_bench.py --home .kgrec [--protocol session|loo] [--seeds 3] [--epochs 50]
 
-Runs :func:`kgrec.recommender.workflow.evaluate` (all six models, ``--seeds`` seeds
+Runs :func:`kgrec.recommender.workflow.evaluate` (every model under ``--protocol``, ``--seeds`` seeds
 0..n-1, early stopping on validation) on the home's graph (``Item.emb`` and
 ``User.persona`` must exist: ``kgrec build`` + ``kgrec train personas``), writes
 ``results.{md,json,png}`` into the home's reports dir (or ``--out``) and prints the
@@ -22,6 +22,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--protocol", choices=("session", "loo"), default="session")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--quiet", action="store_true", help="no per-epoch lines")
@@ -41,7 +42,7 @@ def main() -> None:
     t0 = time.perf_counter()
     with open_store(settings) as store:
         _, paths = W.evaluate(store, settings, seeds=range(a.seeds), epochs=a.epochs, device=a.device,
-                              progress=Printing(), out_dir=a.out)
+                              progress=Printing(), out_dir=a.out, protocol=a.protocol)
     print(f"\n{a.home} (seeds={a.seeds}, epochs<={a.epochs}, device={a.device}, "
           f"{time.perf_counter() - t0:.0f}s); wrote {', '.join(str(p) for p in paths.values())}\n")
     print(paths["md"].read_text(encoding="utf-8"))

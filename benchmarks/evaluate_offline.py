@@ -3,7 +3,7 @@
     # 1. on the machine with the built home: export what evaluate_all needs (~50 MB for Games)
     .venv/bin/python benchmarks/evaluate_offline.py export --home /tmp/games --out /tmp/games-eval
     # 2. anywhere with torch, numpy and pandas (the kgrec source on PYTHONPATH):
-    python benchmarks/evaluate_offline.py run --inputs /tmp/games-eval --device cuda --seeds 3
+    python benchmarks/evaluate_offline.py run --inputs /tmp/games-eval --device cuda --seeds 3 --protocol session
 
 `run` prints the Markdown table and writes results.md/json (+ png when matplotlib is there).
 The inputs are exactly what `kgrec evaluate` feeds the harness: the saved split, Item.emb aligned
@@ -47,7 +47,9 @@ def export(home: Path, out: Path) -> None:
 
 
 def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: int | None,
-        fit_kwargs: dict, users: int | None = None) -> None:
+        fit_kwargs: dict, users: int | None = None, protocol: str = "session", exclude_seen: bool = True,
+        fusions: tuple[str, ...] = ("prefix", "gate"), first_seed: int = 0) -> None:
+    import pandas as pd
     import torch
 
     from kgrec.recommender.data import ItemVocab, history_user_embeddings
@@ -55,8 +57,6 @@ def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: 
 
     if threads:
         torch.set_num_threads(threads)
-    import pandas as pd
-
     frames = {name: pd.read_parquet(inputs / f"{name}.parquet") for name in ("train", "valid", "test", "items")}
     if users:  # a seeded random subsample of users (all their rows), the catalogue stays whole
         n_test_users = frames["test"]["user"].nunique()
@@ -64,7 +64,7 @@ def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: 
         print(f"subsample: {frames['test']['user'].nunique()} of {n_test_users} test users, "
               f"{len(frames['train'])} train rows")
     z = np.load(inputs / "arrays.npz", allow_pickle=False)
-    personas = dict(zip(z["persona_users"].tolist(), z["personas"]))
+    personas = dict(zip(z["persona_users"].tolist(), z["personas"], strict=True))
     item_ids = z["item_ids"].tolist()
     history = history_user_embeddings(frames["train"], ItemVocab(item_ids[1:]), z["item_table"])
 
@@ -73,7 +73,8 @@ def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: 
 
     t = time.perf_counter()
     results = evaluate_all(Split, z["item_table"], personas, history, item_ids=item_ids,
-                           seeds=list(range(seeds)), epochs=epochs, device=device, fit_kwargs=fit_kwargs,
+                           seeds=list(range(first_seed, first_seed + seeds)), epochs=epochs, device=device, fit_kwargs=fit_kwargs,
+                           protocol=protocol, exclude_seen=exclude_seen, fusions=fusions,
                            progress=lambda m: print(f"[{time.perf_counter() - t:7.1f}s] {m}", flush=True))
     results.extra.update(json.loads((inputs / "meta.json").read_text()) | {
         "epochs": epochs, "device": device, "torch_threads": torch.get_num_threads(), "fit": fit_kwargs, "user_subsample": users,
@@ -88,6 +89,14 @@ def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: 
         print(f"(no report writer: {e})")
         print(json.dumps(results, indent=1, default=str))
     print(f"total {time.perf_counter() - t:.0f}s on {device}")
+
+
+def merge(parts: list[Path], out: Path) -> None:
+    from kgrec.recommender.evaluate import merge_results, write_report
+
+    results = merge_results([json.loads(p.read_text())["extra"] for p in parts])
+    paths = write_report(results, out)
+    print(Path(paths["md"]).read_text())
 
 
 def main() -> None:
@@ -107,12 +116,22 @@ def main() -> None:
     r.add_argument("--lr", type=float, default=1e-3)
     r.add_argument("--patience", type=int, default=5)
     r.add_argument("--users", type=int, default=None, help="evaluate on a seeded subsample of N users")
+    r.add_argument("--protocol", choices=("session", "loo"), default="session")
+    r.add_argument("--exclude-seen", action=argparse.BooleanOptionalAction, default=True)
+    r.add_argument("--fusions", default="prefix,gate", help="persona fusions to try (chosen on validation)")
+    r.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST_SEED .. FIRST_SEED + SEEDS - 1")
+    m = sub.add_parser("merge", help="one report from runs over disjoint seeds (e.g. one process per seed)")
+    m.add_argument("parts", type=Path, nargs="+", help="results.json of each run")
+    m.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     if args.cmd == "export":
         export(args.home, args.out)
+    elif args.cmd == "merge":
+        merge(args.parts, args.out)
     else:
         run(args.inputs, args.device, args.seeds, args.epochs, args.out, args.threads,
-            {"batch_size": args.batch_size, "lr": args.lr, "patience": args.patience}, args.users)
+            {"batch_size": args.batch_size, "lr": args.lr, "patience": args.patience}, args.users,
+            args.protocol, args.exclude_seen, tuple(args.fusions.split(",")), args.first_seed)
 
 
 if __name__ == "__main__":

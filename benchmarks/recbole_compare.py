@@ -1,56 +1,129 @@
-"""Our SASRec vs RecBole 1.2.1's SASRec on the same split, same hyper-parameters, one run.
+"""Our SASRec vs RecBole 1.2.1's SASRec on one identical ``loo`` split, same hyper-parameters, one run.
 
-    .venv/bin/python benchmarks/recbole_compare.py --home /tmp/games --epochs 3
+    benchmarks/install_recbole.sh            # once: RecBole's own venv (or `make recbole-venv`)
+    nice -n 10 .venv/bin/python benchmarks/recbole_compare.py --dataset movielens \\
+        --data ../shared/data/movielens-latest-small --threads 1 --log docs/results/recbole-compare-movielens.log
+    nice -n 10 .venv/bin/python benchmarks/recbole_compare.py --dataset recbole \\
+        --data ../shared/data/amazon-games-2018 --users 10000 --threads 1 \\
+        --log docs/results/recbole-compare-games.log
 
-1. Exports the built home's split as RecBole atomic files with the benchmark-file
-   convention for pre-split sequential data (``benchmark_filename: [train, valid, test]``):
-   ``kgrec.train.inter`` / ``kgrec.valid.inter`` / ``kgrec.test.inter``, each row
-   ``user_id:token  item_id_list:token_seq  item_id:token`` = (history prefix, next item).
-   train = every prefix of each user's train sequence; valid / test = exactly our
-   evaluation examples (:func:`kgrec.recommender.data.eval_examples`: every next item of
-   the held-out session, history = train (+ valid for test)); lists keep the last
-   ``max_len`` items. ``kgrec.item`` lists the whole catalogue so both rank the same items.
-2. Trains our ``SASRec`` (no LLM init, CE) with :func:`kgrec.recommender.training.fit`.
-3. Trains RecBole's SASRec (``loss_type: CE``, full-ranking eval, ``train_neg_sample_args:
-   None``) in this interpreter if ``import recbole`` works, else in a separate venv
-   (``--recbole-venv``, default ``$KGREC_RECBOLE_VENV`` or ``benchmarks/.venv-recbole``;
-   ``--install`` creates it: ``pip install torch==2.13.0`` then ``recbole==1.2.1`` under a
-   constraint that keeps torch at 2.13.0, numpy < 2 (RecBole 1.2.1 uses ``np.float_``) and
-   pandas < 3). That venv must be git-ignored.
+Protocol ``loo`` (standard time-ordered leave-one-out, as SASRec and RecBole use): the project's
+own loader and :func:`kgrec.kg.preprocess.preprocess` (dedupe user–item pairs keeping the
+earliest, iterative 5-core) with each user's whole time-ordered stream as one sequence
+(``Ordering.ORDER``): last item test, second-to-last validation, the rest train; users with
+fewer than 3 items stay in train. Input = the user's full history (train, + the validation item
+for test), cut to the last ``max_len`` items. Every model ranks the **full catalogue**; items
+already seen are **not** excluded (on either side). ``--users N`` keeps a seeded sample of N
+held-out users with all their rows (:func:`kgrec.recommender.evaluate.subsample_users`); the
+catalogue stays whole.
 
-Matched: hidden 64, 2 layers, 1 head, inner (feed-forward) size 64, dropout 0.2 (hidden
-and attention), max_len 50, Adam lr 1e-3, no weight decay, batch 128, CE over the full
-catalogue, same epochs, early stop patience 5 on valid NDCG@10, best-valid weights for
-test. Not matched (architecture): ours is pre-LN with a final LayerNorm, scales item
-embeddings by sqrt(H), clips gradients at 5; RecBole's is post-LN. A "batch" is 128
-sequences in both, but ours trains every position of a window (up to 128 x 50 targets
-per step) while RecBole trains the last position of 128 prefix rows: both see every
-train prefix once per epoch, in different step counts.
+1. The split is exported as RecBole atomic benchmark files (``benchmark_filename: [train,
+   valid, test]``, rows ``user_id  item_id_list  item_id`` = (history, next item), the list
+   aliased to ``item_id`` so both share one token space): train = every prefix of each
+   user's train sequence (what RecBole's own augmentation makes), valid / test = exactly our
+   evaluation examples (:func:`kgrec.recommender.protocols.loo_examples`). ``kgrec.item`` lists
+   the whole catalogue so both rank the same items.
+2. Our ``SASRec`` (ID embeddings only, no LLM table, CE over the catalogue) is trained with
+   :func:`kgrec.recommender.training.fit`, RecBole's SASRec with its ``Trainer`` in a
+   subprocess of its own venv. Both early-stop on **validation** NDCG@10 with the same
+   patience and restore the best-validation weights; test is evaluated once, after.
+3. Test metrics of both sides are computed by the same code
+   (:func:`kgrec.recommender.metrics.metrics_from_ranks`; ties count against the target, MRR
+   over the full ranking) from full-catalogue ranks; RecBole's own ``hit@10`` / ``ndcg@10``
+   are printed beside as a cross-check.
+
+Matched: hidden 64, 2 blocks, 2 heads, feed-forward 256 (RecBole's default inner size), max
+length 50, dropout 0.2 (hidden and attention), CE (full softmax), Adam lr 1e-3, no weight
+decay, batch 256 (sequences), patience, epoch cap, torch threads. Not matched (the two
+implementations' own choices, see ``recommender/sasrec.py``): layer-norm placement, and
+that ours trains every position of a window (one sequence = up to 50 targets) while RecBole
+trains one target per prefix row.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
+import dataclasses
 import json
 import os
+import platform
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-HP = {"hidden": 64, "num_blocks": 2, "num_heads": 1, "max_len": 50, "dropout": 0.2,
-      "lr": 1e-3, "batch_size": 128, "patience": 5}
+PROTOCOL = "loo"
+HP = {"hidden": 64, "num_blocks": 2, "num_heads": 2, "inner_size": 256, "max_len": 50, "dropout": 0.2,
+      "lr": 1e-3, "batch_size": 256}
 REPO = Path(__file__).resolve().parents[1]
 
 
-def export_atomic(split, out_dir: Path, max_len: int) -> dict[str, int]:
+class Tee:
+    """print() to stdout and, optionally, a log file."""
+
+    def __init__(self, path: Path | None):
+        self.f = None
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.f = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in main
+
+    def __call__(self, *parts: object) -> None:
+        line = " ".join(str(p) for p in parts)
+        print(line, flush=True)
+        if self.f:
+            self.f.write(line + "\n")
+            self.f.flush()
+
+
+class Budget:
+    """Stop before an epoch that, at the pace of the last one, would end after ``deadline`` (epoch s)."""
+
+    def __init__(self, deadline: float | None):
+        self.deadline = deadline
+
+    def __call__(self, last_epoch_s: float) -> bool:
+        return self.deadline is not None and time.time() + last_epoch_s > self.deadline
+
+
+def parse_deadline(text: str | None) -> float | None:
+    """``HH:MM`` (UTC, today) -> epoch seconds."""
+    if not text:
+        return None
+    import datetime as dt
+
+    hh, mm = (int(x) for x in text.split(":"))
+    now = dt.datetime.now(dt.UTC)
+    return now.replace(hour=hh, minute=mm, second=0, microsecond=0).timestamp()
+
+
+def loo_split(kind: str, data: Path, *, k_core: int, users: int | None, seed: int):
+    """The project's loader + preprocessing with one time-ordered sequence per user (ORDER)."""
+    from kgrec.kg.loaders import load_dataset
+    from kgrec.kg.preprocess import preprocess
+    from kgrec.kg.tables import Ordering
+    from kgrec.recommender.evaluate import subsample_users
+
+    ds = load_dataset(kind, data)
+    if Ordering(ds.ordering) is Ordering.TIMESTAMP:
+        # ORDER keeps the (ts, order) sort but makes each user's stream one session: leave-one-out
+        ds = dataclasses.replace(ds, ordering=Ordering.ORDER)
+    split = preprocess(ds, k_core=k_core)
+    frames = {k: getattr(split, k) for k in ("train", "valid", "test", "items")}
+    if users:
+        frames = subsample_users(frames, users, seed=seed)
+    return frames, dict(split.stats)
+
+
+def export_atomic(frames, out_dir: Path, max_len: int) -> dict[str, int]:
     """Write ``kgrec.{train,valid,test}.inter`` and ``kgrec.item`` into ``out_dir``."""
     from kgrec.recommender import data as D
+    from kgrec.recommender.protocols import loo_examples
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    vocab = D.ItemVocab.from_frames(split.train, split.valid, split.test, items=split.items)
+    vocab = D.ItemVocab.from_frames(frames["train"], frames["valid"], frames["test"], items=frames["items"])
+    bad = [i for i in vocab.ids[1:] if not i or any(c.isspace() for c in i)]
+    if bad:
+        raise SystemExit(f"item ids with whitespace cannot be RecBole tokens, e.g. {bad[0]!r}")
     header = "user_id:token\titem_id_list:token_seq\titem_id:token\n"
 
     def write(name: str, rows) -> int:
@@ -62,51 +135,55 @@ def export_atomic(split, out_dir: Path, max_len: int) -> dict[str, int]:
                 n += 1
         return n
 
-    seqs = D.user_sequences(split.train, vocab)
+    seqs = D.user_sequences(frames["train"], vocab)
     counts = {"train": write("train", ((u, s[:t], s[t]) for u, s in seqs.items() for t in range(1, len(s))))}
-    for name, hist, held in (("valid", [split.train], split.valid), ("test", [split.train, split.valid], split.test)):
-        ex = D.eval_examples(hist, held, vocab, max_len)
-        counts[name] = write(name, ((u, r[r != 0], t) for u, r, t in zip(ex.users, ex.seqs, ex.targets)))
+    loo = loo_examples(frames["train"], frames["valid"], frames["test"], vocab, max_len)
+    for name, ex in (("valid", loo.valid), ("test", loo.test)):
+        counts[name] = write(name, ((u, r[r != 0], t) for u, r, t in zip(ex.users, ex.seqs, ex.targets, strict=True)))
     with open(out_dir / "kgrec.item", "w", encoding="utf-8") as f:
         f.write("item_id:token\n" + "".join(f"{i}\n" for i in vocab.ids[1:]))
-    bad = [i for i in vocab.ids[1:] if not i or any(c.isspace() for c in i)]
-    if bad:
-        raise SystemExit(f"item ids with whitespace cannot be RecBole tokens, e.g. {bad[0]!r}")
+    counts["catalogue"] = len(vocab) - 1
     return counts
 
 
-def run_ours(split, epochs: int, threads: int) -> dict:
+def run_ours(frames, *, epochs: int, patience: int, threads: int, seed: int, say, budget: Budget) -> dict:
     import torch
 
     from kgrec.recommender import data as D
-    from kgrec.recommender.metrics import head_items
+    from kgrec.recommender.metrics import metrics_from_ranks, ranks_from_scores
+    from kgrec.recommender.protocols import loo_examples
     from kgrec.recommender.sasrec import SASRec
-    from kgrec.recommender.training import evaluate_scorer, fit, seed_everything
+    from kgrec.recommender.training import fit, score_examples, seed_everything
 
+    t0 = time.perf_counter()
     torch.set_num_threads(threads)
-    vocab = D.ItemVocab.from_frames(split.train, split.valid, split.test, items=split.items)
     ml = HP["max_len"]
-    windows = D.training_windows(D.user_sequences(split.train, vocab), ml)
-    valid = D.eval_examples([split.train], split.valid, vocab, ml)
-    test = D.eval_examples([split.train, split.valid], split.test, vocab, ml)
-    seed_everything(0)
+    vocab = D.ItemVocab.from_frames(frames["train"], frames["valid"], frames["test"], items=frames["items"])
+    loo = loo_examples(frames["train"], frames["valid"], frames["test"], vocab, ml)
+    windows, valid, test = loo.windows, loo.valid, loo.test
+    seed_everything(seed)
     model = SASRec(len(vocab), hidden=HP["hidden"], num_blocks=HP["num_blocks"], num_heads=HP["num_heads"],
-                   max_len=ml, dropout=HP["dropout"], loss_type="ce")
+                   inner_size=HP["inner_size"], max_len=ml, dropout=HP["dropout"], loss_type="ce")
     stamps = [time.perf_counter()]
-    fit(model, windows, valid, epochs=epochs, batch_size=HP["batch_size"], lr=HP["lr"], patience=HP["patience"],
-        progress=lambda m: (stamps.append(time.perf_counter()), print("  ours:", m, flush=True)))
-    per_epoch = [b - a for a, b in itertools.pairwise(stamps)]
-    t = time.perf_counter()
-    evaluate_scorer(model, valid)
-    valid_s = time.perf_counter() - t
-    m = evaluate_scorer(model, test, head_mask=head_items(D.item_counts(split.train, vocab)))
-    return {"NDCG@10": m["NDCG@10"], "HR@10": m["HR@10"], "epochs_run": len(per_epoch),
-            "s_per_epoch_train+valid": sum(per_epoch) / len(per_epoch),
-            "s_per_epoch_train": sum(per_epoch) / len(per_epoch) - valid_s, "s_valid_eval": valid_s}
+    res = fit(model, windows, valid, epochs=epochs, batch_size=HP["batch_size"], lr=HP["lr"], patience=patience,
+              seed=seed, name="kgrec",
+              progress=lambda m: (stamps.append(time.perf_counter()), say(f"  [{stamps[-1] - t0:6.0f} s] {m}")),
+              should_stop=lambda _e: budget(stamps[-1] - stamps[-2]))
+    ranks = [ranks_from_scores(s, torch.as_tensor(test.targets[sl])).numpy() for sl, s in score_examples(model, test)]
+    import numpy as np
+
+    out = metrics_from_ranks(np.concatenate(ranks))
+    n_ep = len(stamps) - 1
+    out.update(epochs_run=n_ep, best_epoch=res.best_epoch + 1, deadline_stop=res.stopped, best_valid_ndcg=res.best_valid_ndcg,
+               s_per_epoch=(stamps[-1] - stamps[0]) / max(1, n_ep), wall_s=time.perf_counter() - t0,
+               train_rows=len(windows), steps_per_epoch=-(-len(windows) // HP["batch_size"]))
+    return out
 
 
 RECBOLE_RUNNER = r'''
 import json, sys, time
+t0 = time.perf_counter()
+import numpy as np
 import torch
 _load = torch.load  # RecBole's own checkpoints hold its Config: torch>=2.6 defaults to weights_only=True
 torch.load = lambda *a, **kw: _load(*a, **{"weights_only": False, **kw})
@@ -117,110 +194,226 @@ from recbole.trainer import Trainer
 from recbole.utils import init_seed
 cfg = json.loads(sys.argv[1])
 torch.set_num_threads(cfg.pop("threads"))
+deadline = cfg.pop("deadline")
+class Deadline(Exception):
+    pass
 config = Config(model="SASRec", dataset="kgrec", config_dict=cfg)
 init_seed(config["seed"], config["reproducibility"])
 dataset = create_dataset(config)
+tok = dataset.field2id_token["item_id"]
+assert dataset.field2id_token.get("item_id_list", tok) is tok, "item_id_list is not aliased to item_id"
 train, valid, test = data_preparation(config, dataset)
 model = SASRec(config, train.dataset).to(config["device"])
 trainer = Trainer(config, model)
-times = {"train": [], "valid": []}
-def timed(fn, key):
-    def wrap(*a, **kw):
-        t = time.perf_counter(); out = fn(*a, **kw); times[key].append(time.perf_counter() - t); return out
-    return wrap
-trainer._train_epoch = timed(trainer._train_epoch, "train")
-trainer._valid_epoch = timed(trainer._valid_epoch, "valid")
-best, _ = trainer.fit(train, valid, saved=True, show_progress=False)
+stamps = [time.perf_counter()]
+_valid = trainer._valid_epoch
+def valid_epoch(*a, **kw):
+    out = _valid(*a, **kw); stamps.append(time.perf_counter())
+    print(f"  recbole epoch {len(stamps) - 2}: valid NDCG@10 {out[0]:.4f}", flush=True); return out
+trainer._valid_epoch = valid_epoch
+_train = trainer._train_epoch
+def train_epoch(*a, **kw):  # same rule as kgrec's side: no epoch that would end after the deadline
+    if deadline and len(stamps) > 1 and time.time() + stamps[-1] - stamps[-2] > deadline:
+        raise Deadline
+    return _train(*a, **kw)
+trainer._train_epoch = train_epoch
+stopped = False
+try:
+    trainer.fit(train, valid, saved=True, show_progress=False)
+except Deadline:
+    stopped = True
+best = trainer.best_valid_score
 res = trainer.evaluate(test, load_best_model=True, show_progress=False)
-tr, va = times["train"], times["valid"]
-print("RESULT " + json.dumps({"NDCG@10": float(res["ndcg@10"]), "HR@10": float(res["hit@10"]),
-      "epochs_run": len(tr), "s_per_epoch_train": sum(tr) / len(tr),
-      "s_per_epoch_train+valid": (sum(tr) + sum(va)) / len(tr), "s_valid_eval": sum(va) / max(1, len(va)),
-      "n_items": int(dataset.item_num) - 1, "n_train_rows": len(train.dataset)}))
+# full-catalogue ranks of the test targets, same definition as kgrec.recommender.metrics
+model.eval(); ranks = []
+with torch.no_grad():
+    for inter, _hist, _pu, pos in test:
+        s = model.full_sort_predict(inter).view(len(pos), -1).float()
+        s[:, 0] = -torch.inf
+        t = s.gather(1, pos.view(-1, 1))
+        ranks += (1 + (s > t).sum(1) + (s == t).sum(1) - 1).tolist()
+n_ep = len(stamps) - 1
+print("RESULT " + json.dumps({"ranks": ranks, "recbole_hit@10": float(res["hit@10"]),
+      "recbole_ndcg@10": float(res["ndcg@10"]), "best_valid_ndcg": float(best),
+      "epochs_run": n_ep, "deadline_stop": stopped, "s_per_epoch": (stamps[-1] - stamps[0]) / max(1, n_ep),
+      "train_rows": len(train.dataset), "steps_per_epoch": len(train),
+      "n_items": int(dataset.item_num) - 1, "wall_s": time.perf_counter() - t0}))
 '''
 
 
-def recbole_config(data_dir: Path, work: Path, epochs: int, threads: int) -> dict:
+def recbole_config(data_dir: Path, work: Path, *, epochs: int, patience: int, threads: int, seed: int,
+                   deadline: float | None = None) -> dict:
     return {
         "data_path": str(data_dir.parent), "benchmark_filename": ["train", "valid", "test"],
         "load_col": {"inter": ["user_id", "item_id_list", "item_id"], "item": ["item_id"]},
-        "MAX_ITEM_LIST_LENGTH": HP["max_len"], "hidden_size": HP["hidden"], "inner_size": HP["hidden"],
+        "alias_of_item_id": ["item_id_list"],
+        "MAX_ITEM_LIST_LENGTH": HP["max_len"], "hidden_size": HP["hidden"], "inner_size": HP["inner_size"],
         "n_layers": HP["num_blocks"], "n_heads": HP["num_heads"], "hidden_dropout_prob": HP["dropout"],
-        "attn_dropout_prob": HP["dropout"], "hidden_act": "gelu", "layer_norm_eps": 1e-5,
+        "attn_dropout_prob": HP["dropout"], "hidden_act": "gelu",
         "loss_type": "CE", "train_neg_sample_args": None, "learning_rate": HP["lr"], "weight_decay": 0.0,
         "train_batch_size": HP["batch_size"], "eval_batch_size": 1024, "epochs": epochs,
-        "stopping_step": HP["patience"], "eval_step": 1, "eval_args": {"order": "TO", "mode": "full"},
+        "stopping_step": patience, "eval_step": 1, "eval_args": {"order": "TO", "mode": "full"},
         "metrics": ["NDCG", "Hit"], "topk": [10], "valid_metric": "NDCG@10", "device": "cpu",
-        "use_gpu": False, "seed": 0, "reproducibility": True, "show_progress": False, "save_dataset": False,
+        "use_gpu": False, "seed": seed, "reproducibility": True, "show_progress": False, "save_dataset": False,
         "save_dataloaders": False, "checkpoint_dir": str(work / "saved"), "log_wandb": False,
-        "threads": threads,
+        "threads": threads, "deadline": deadline,
     }
 
 
-def install_venv(venv: Path) -> None:
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    py = str(venv / "bin" / "python")
-    subprocess.run([py, "-m", "pip", "install", "-q", "torch==2.13.0"], check=True)
-    cons = venv / "constraints.txt"
-    # RecBole 1.2.1 uses np.float_ (gone in numpy 2) and predates pandas 3
-    cons.write_text("torch==2.13.0\nnumpy<2\npandas<3\n")
-    subprocess.run([py, "-m", "pip", "install", "-q", "recbole==1.2.1", "-c", str(cons)], check=True)
+def start_recbole(data_dir: Path, work: Path, venv: Path, *, epochs: int, patience: int, threads: int,
+                  seed: int, deadline: float | None, say):
+    """Start RecBole's trainer in its venv; returns a ``finish()`` that waits and gives the result row."""
+    import threading
+
+    py = venv / "bin" / "python"
+    if not py.exists():
+        raise SystemExit(f"{py} does not exist: create RecBole's venv with benchmarks/install_recbole.sh")
+    cfg = recbole_config(data_dir, work, epochs=epochs, patience=patience, threads=threads, seed=seed,
+                         deadline=deadline)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "PYTHONWARNINGS": "ignore"}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([str(py), "-c", RECBOLE_RUNNER, json.dumps(cfg)], cwd=work, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log: list[str] = []
+
+    def pump() -> None:
+        for line in proc.stdout:
+            log.append(line)
+            if line.startswith("  recbole epoch"):
+                say(f"  [{time.perf_counter() - t0:6.0f} s] {line.strip()}")
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+
+    def finish() -> dict:
+        import numpy as np
+
+        from kgrec.recommender.metrics import metrics_from_ranks
+
+        proc.wait()
+        reader.join()
+        (work / "recbole.log").write_text("".join(log))
+        results = [json.loads(ln[len("RESULT "):]) for ln in log if ln.startswith("RESULT ")]
+        if proc.returncode or not results:
+            raise SystemExit(f"RecBole failed (exit {proc.returncode}); log: {work / 'recbole.log'}\n"
+                             + "".join(log)[-3000:])
+        result = results[-1]
+        valid = [float(ln.split()[-1]) for ln in log if ln.startswith("  recbole epoch")]
+        out = metrics_from_ranks(np.asarray(result.pop("ranks")))
+        out.update(result, wall_s=time.perf_counter() - t0,
+                   best_epoch=int(np.argmax(valid)) + 1 if valid else 0)
+        return out
+
+    return finish
 
 
-def run_recbole(data_dir: Path, work: Path, epochs: int, threads: int, venv: Path, install: bool) -> dict:
-    try:
-        import recbole  # noqa: F401
+def split_digest(data_dir: Path) -> str:
+    import hashlib
 
-        py = sys.executable
-    except ImportError:
-        py = str(venv / "bin" / "python")
-        if not Path(py).exists():
-            if not install:
-                raise SystemExit(f"RecBole is not importable here and {venv} does not exist; rerun with --install")
-            install_venv(venv)
-    cfg = recbole_config(data_dir, work, epochs, threads)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run([py, "-c", RECBOLE_RUNNER, json.dumps(cfg)], cwd=work, env=env, text=True,
-                          capture_output=True, check=False)
-    (work / "recbole.log").write_text(proc.stdout + proc.stderr)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode or not lines:
-        raise SystemExit(f"RecBole failed (exit {proc.returncode}); log: {work / 'recbole.log'}\n"
-                         + (proc.stderr or proc.stdout)[-3000:])
-    return json.loads(lines[-1][len("RESULT "):])
+    h = hashlib.sha256()
+    for p in sorted(data_dir.iterdir()):
+        h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def table(rows, say) -> None:
+    cols = ("HR@10", "NDCG@10", "MRR", "HR@100")
+    say("| model | " + " | ".join(f"test {c}" for c in cols)
+        + " | s/epoch | epochs to best valid (run) | best valid NDCG@10 | train rows (steps/epoch) | total wall s |")
+    say("|---|" + "---|" * (len(cols) + 6))
+    for name, r in rows:
+        say(f"| {name} | " + " | ".join(f"{r[c]:.4f}" for c in cols)
+            + f" | {r['s_per_epoch']:.1f} | {r['best_epoch']} ({r['epochs_run']}"
+            + (", deadline" if r.get("deadline_stop") else "") + f") | {r['best_valid_ndcg']:.4f}"
+            f" | {r['train_rows']:,} ({r['steps_per_epoch']}) | {r['wall_s']:.0f} |")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--home", type=Path, default=Path(".kgrec"))
-    ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--dataset", default="movielens", help="a kgrec data set kind (movielens, recbole, ...)")
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "movielens-latest-small")
+    ap.add_argument("--users", type=int, default=None, help="seeded subsample of N held-out users")
+    ap.add_argument("--k-core", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=200, help="epoch cap (both sides)")
+    ap.add_argument("--recbole-epochs", type=int, default=None,
+                    help="a lower epoch cap for RecBole only (to fit a deadline; printed)")
+    ap.add_argument("--patience", type=int, default=5, help="early-stopping patience on valid NDCG@10 (both)")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (both sides)")
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=None, help="export + RecBole working dir (default: a temp dir)")
+    ap.add_argument("--log", type=Path, default=None, help="also write the output here")
     ap.add_argument("--recbole-venv", type=Path,
                     default=Path(os.environ.get("KGREC_RECBOLE_VENV", REPO / "benchmarks" / ".venv-recbole")))
-    ap.add_argument("--install", action="store_true", help="create the RecBole venv if it is missing")
-    ap.add_argument("--skip-ours", action="store_true")
+    ap.add_argument("--side", choices=("both", "ours", "recbole"), default="both")
+    ap.add_argument("--parallel", action="store_true",
+                    help="train both sides at the same time (RecBole in its subprocess), each timed on its own")
+    ap.add_argument("--deadline", default=None,
+                    help="HH:MM UTC: neither side starts an epoch that, at its last epoch's pace, would end "
+                         "later (the table marks a side stopped so)")
+    ap.add_argument("--recbole-result", type=Path, default=None,
+                    help="with --side ours: add the RecBole row saved by an earlier --side recbole run on the "
+                         "same exported split (checked by its hash; the table says so)")
     a = ap.parse_args()
+    say = Tee(a.log)
+    t_all = time.perf_counter()
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    rb_epochs = a.recbole_epochs or a.epochs
+    say(f"protocol={PROTOCOL} (time-ordered leave-one-out: last item test, second-to-last valid, full history"
+        f" input, full-catalogue ranking, seen items not excluded) dataset={a.dataset} data={a.data}"
+        f" users={a.users or 'all'} k_core={a.k_core}")
+    say(f"hyper-parameters (both): {json.dumps(HP)} loss=CE patience={a.patience} epoch cap={a.epochs}"
+        + (f" (RecBole capped at {rb_epochs})" if rb_epochs != a.epochs else "")
+        + f" early stop on valid NDCG@10; threads={a.threads} seed={a.seed}"
+        + f" deadline={a.deadline or 'none'} parallel={a.parallel}")
+    say(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared), "
+        f"load average {os.getloadavg()[0]:.2f}; started {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
 
-    from kgrec.kg.build import load_split
-    from kgrec.settings import Settings
-
-    split = load_split(Settings(home=a.home))
+    frames, stats = loo_split(a.dataset, a.data, k_core=a.k_core, users=a.users, seed=a.seed)
     work = a.work or Path(tempfile.mkdtemp(prefix="kgrec-recbole-"))
     data_dir = work / "data" / "kgrec"
-    counts = export_atomic(split, data_dir, HP["max_len"])
-    print(f"exported {counts} rows to {data_dir}", flush=True)
-    ours = None if a.skip_ours else run_ours(split, a.epochs, a.threads)
-    print("training RecBole SASRec ...", flush=True)
-    rb = run_recbole(data_dir, work, a.epochs, a.threads, a.recbole_venv, a.install)
-    print(f"\nhome={a.home} epochs={a.epochs} threads={a.threads} "
-          + " ".join(f"{k}={v}" for k, v in HP.items()))
-    print("| model | test NDCG@10 | test HR@10 | epochs run | s/epoch (train) | s/epoch (train+valid) |")
-    print("|---|---|---|---|---|---|")
-    for name, r in (("kgrec SASRec", ours), ("RecBole 1.2.1 SASRec", rb)):
-        if r:
-            print(f"| {name} | {r['NDCG@10']:.4f} | {r['HR@10']:.4f} | {r['epochs_run']} | "
-                  f"{r['s_per_epoch_train']:.1f} | {r['s_per_epoch_train+valid']:.1f} |")
+    counts = export_atomic(frames, data_dir, HP["max_len"])
+    say(f"split: {stats.get('users')} users / {stats.get('items')} items after {a.k_core}-core; exported rows"
+        f" {counts} to {data_dir}")
+    digest = split_digest(data_dir)
+    say(f"exported split sha256 {digest}")
+    rows = []
+    budget = Budget(parse_deadline(a.deadline))
+    rb_kw = {"epochs": rb_epochs, "patience": a.patience, "threads": a.threads, "seed": a.seed,
+             "deadline": budget.deadline, "say": say}
+    finish = None
+    if a.side == "recbole" or (a.side == "both" and a.parallel):
+        say("training RecBole 1.2.1 SASRec" + (" (in parallel with ours)" if a.side == "both" else "") + " ...")
+        finish = start_recbole(data_dir, work, a.recbole_venv, **rb_kw)
+    if a.side in ("both", "ours"):
+        say("training kgrec SASRec ...")
+        rows.append(("kgrec SASRec", run_ours(frames, epochs=a.epochs, patience=a.patience, threads=a.threads,
+                                              seed=a.seed, say=say, budget=budget)))
+    if a.side != "ours":
+        if finish is None:
+            say("training RecBole 1.2.1 SASRec ...")
+            finish = start_recbole(data_dir, work, a.recbole_venv, **rb_kw)
+        rb = finish()
+        say(f"RecBole's own test metrics (cross-check): hit@10 {rb['recbole_hit@10']:.4f} "
+            f"ndcg@10 {rb['recbole_ndcg@10']:.4f}")
+        rows.append(("RecBole 1.2.1 SASRec", rb))
+        (work / "recbole-result.json").write_text(json.dumps({"split_sha256": digest, "started": started, **rb}))
+        say(f"RecBole result saved to {work / 'recbole-result.json'}")
+    elif a.recbole_result:
+        saved = json.loads(a.recbole_result.read_text())
+        if saved.get("split_sha256") != digest:
+            raise SystemExit(f"{a.recbole_result} was measured on another split ({saved.get('split_sha256')})")
+        say(f"RecBole row: from the --side recbole run started {saved['started']} on this same split")
+        rows.append((f"RecBole 1.2.1 SASRec (run of {saved['started']})", saved))
+    say("")
+    say(f"protocol={PROTOCOL}, {a.dataset}, {counts['test']:,} test users, {counts['catalogue']:,} items ranked;"
+        f" threads={a.threads}")
+    table(rows, say)
+    if len(rows) == 2:
+        o, r = rows[0][1], rows[1][1]
+        say(f"\nkgrec - RecBole: NDCG@10 {o['NDCG@10'] - r['NDCG@10']:+.4f}; RecBole's total wall time / ours: "
+            f"{r['wall_s'] / o['wall_s']:.1f}x")
+    say(f"benchmark wall {time.perf_counter() - t_all:.0f} s; finished {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ class BuildOptions:
     data: Path
     k_core: int = 5
     session_gap_s: float = 24 * 3600.0
+    session_len: int | None = None  # order-only data: items per session (None: leave-last-out)
     embeddings: bool = True
     embedding_model: str | None = None
     strict: bool = False
@@ -97,7 +98,7 @@ def build(store: GraphStore, settings: Settings, options: BuildOptions,
     timings["total"] = time.perf_counter() - t0
     write_build_meta(settings, {
         "dataset": options.kind, "data": str(options.data), "fingerprint": split.fingerprint(),
-        "k_core": options.k_core, "session_gap_s": options.session_gap_s,
+        "k_core": options.k_core, "session_gap_s": options.session_gap_s, "session_len": options.session_len,
         "embedding_model": (options.embedding_model or settings.embedding_model) if options.embeddings else None,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "counts": counts,
     })
@@ -119,7 +120,8 @@ def load_and_split(options: BuildOptions, progress: ProgressReporter, timings: d
     timings["load"] = time.perf_counter() - t
     t = time.perf_counter()
     with progress.stage("preprocess (dedupe, k-core, sessions, split)") as advance:
-        split = preprocess(ds, k_core=options.k_core, session_gap_s=options.session_gap_s)
+        split = preprocess(ds, k_core=options.k_core, session_gap_s=options.session_gap_s,
+                           session_len=options.session_len)
         advance(1)
     timings["preprocess"] = time.perf_counter() - t
     return ds, split

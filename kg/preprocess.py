@@ -18,6 +18,10 @@ Steps (all vectorised over integer codes):
      (and validation) interaction of the same user.
    * ORDER: each user's sequence is one session; leave-last-out: last item test, second to last
      validation, the rest train. Users with fewer than 3 items stay wholly in train.
+     With ``session_len`` (order-only data has no time to cut sessions by), the sequence is cut
+     into sessions of ``session_len`` consecutive items counted back from the last item (the
+     earliest session may be shorter), then split like TIMESTAMP data: last session test, the
+     one before validation, users with fewer than 3 sessions wholly in train.
    * NONE: everything is train; valid and test are empty (KGAT's ``test.txt`` is loaded
      separately with :func:`kgrec.kg.loaders.load_kgat_with_test`).
 
@@ -245,9 +249,10 @@ def preprocess(
     k_core: int = 5,
     session_gap_s: float = 3600 * 24,
     min_session_len: int = 1,
+    session_len: int | None = None,
 ) -> Split:
     """Deduplicate, k-core filter, sessionise and split ``ds``; see the module docstring."""
-    k_core, min_session_len = _checked_options(k_core, session_gap_s, min_session_len)
+    k_core, min_session_len = _checked_options(k_core, session_gap_s, min_session_len, session_len)
     ordering = Ordering(ds.ordering)
     df = ds.interactions
     missing = [c for c in INTERACTION_COLUMNS if c not in df.columns]
@@ -255,13 +260,16 @@ def preprocess(
         raise DataError(f"data set {ds.name!r}: interactions lack column(s) {', '.join(missing)}")
     stats: dict[str, Any] = {
         "ordering": ordering.value, "k_core": k_core, "session_gap_s": float(session_gap_s),
-        "min_session_len": min_session_len, "raw_interactions": len(df),
+        "min_session_len": min_session_len, "session_len": session_len, "raw_interactions": len(df),
     }
     c = _Coded.of(df)
     rows = dedupe(c, ordering, stats)
     gap = float(session_gap_s) if ordering is Ordering.TIMESTAMP else None
     rows, sess = filter_and_sessionise(c, rows, k_core, gap, min_session_len, stats)
-    part, pos = assign_parts(c.ucode[rows], sess, ordering)
+    if ordering is Ordering.ORDER and session_len:
+        sess = fixed_length_sessions(c.ucode[rows], int(session_len))
+    part, pos = assign_parts(c.ucode[rows], sess, Ordering.TIMESTAMP if ordering is Ordering.ORDER and session_len
+                             else ordering)
     out = _split_frame(c, rows, sess, pos)
     frames = {name: _coerce_interactions(out[part == k]) for k, name in enumerate(_PARTS)}
     surviving = pd.unique(out["item"])
@@ -280,7 +288,10 @@ def preprocess(
     return Split(frames["train"], frames["valid"], frames["test"], items, ordering, stats, name=ds.name)
 
 
-def _checked_options(k_core: Any, session_gap_s: Any, min_session_len: Any) -> tuple[int, int]:
+def _checked_options(k_core: Any, session_gap_s: Any, min_session_len: Any,
+                     session_len: Any = None) -> tuple[int, int]:
+    if session_len is not None and (int(session_len) != session_len or session_len < 1):
+        raise ConfigError(f"session_len must be an integer >= 1, got {session_len!r}")
     if int(k_core) != k_core:
         raise ConfigError(f"k_core must be an integer, got {k_core!r}")
     if not session_gap_s >= 0:
@@ -327,6 +338,18 @@ def filter_and_sessionise(c: _Coded, rows: np.ndarray, k_core: int, gap: float |
         rows = rows[long_enough]
     stats.update(kcore_dropped=kcore_dropped, kcore_passes=kcore_passes, short_sessions_dropped=short_dropped)
     return rows, sess
+
+
+def fixed_length_sessions(u: np.ndarray, n: int) -> np.ndarray:
+    """Per row (sorted by user, then order): its session index when each user's stream is cut into
+    sessions of ``n`` items counted back from the last (the first session may be shorter)."""
+    if not len(u):
+        return np.zeros(0, dtype=np.int64)
+    starts = np.r_[True, u[1:] != u[:-1]]
+    first = np.maximum.accumulate(np.where(starts, np.arange(len(u)), 0))  # the user's first row
+    pos = np.arange(len(u)) - first
+    back = (_user_broadcast(u, pos) - pos) // n  # 0 = the user's last chunk
+    return (back[first] - back).astype(np.int64)
 
 
 def assign_parts(u: np.ndarray, sess: np.ndarray, ordering: Ordering) -> tuple[np.ndarray, np.ndarray]:

@@ -4,27 +4,14 @@ Input frames carry the canonical interaction columns (``user, item, ts, order,
 rating``, see :mod:`kgrec.kg.tables`) plus a ``session`` string id; rows are
 sorted by time per user (we re-sort stably by ``ts`` then ``order`` anyway).
 
-Evaluation protocol
--------------------
-For every user with held-out rows (``valid`` or ``test``) we predict **every next
-item inside the held-out session** given the prefix:
+What a model sees in training and evaluation is decided by the protocol
+(:mod:`kgrec.recommender.protocols`); this module gives the pieces: per-user and per-session
+sequences, causal training windows and :class:`EvalExamples`.
 
-* history = all of the user's ``train`` items in time order (for the test set,
-  followed by the user's ``valid`` items), then the earlier items of the held-out
-  session;
-* target = the next held-out item.
-
-A held-out session of n items therefore gives n examples (the first one is
-predicted from the history alone). For ``Ordering.ORDER`` data the held-out
-"session" is the single last (test) or second-to-last (valid) item, so there is
-exactly one example per user. Histories are truncated to their last ``max_len``
-items. Metrics are averaged over examples (micro average).
-
-Training examples are all prefixes of each user's ``train`` sequence: the model
-is fed windows of ``max_len`` items with the next item as the target at every
-position; under causal attention each position is exactly one prefix example
-(truncated to ``max_len``). Sequences longer than ``max_len + 1`` are cut into
-windows so that every prefix appears once.
+Training windows pack prefixes of a sequence: the model is fed windows of ``max_len`` items
+with the next item as the target at every position; under causal attention each position is
+exactly one prefix example (truncated to ``max_len``). Sequences longer than ``max_len + 1``
+are cut into windows so that every prefix appears once.
 
 Index 0 of the vocabulary is padding; sequences are **left**-padded, so the most
 recent item is always in the last column.
@@ -159,13 +146,22 @@ class TrainWindows:
         return len(self.users)
 
 
-def training_windows(seqs: Mapping[str, np.ndarray], max_len: int = DEFAULT_MAX_LEN) -> TrainWindows:
-    """All prefixes of every sequence, packed as causal windows (see module docstring)."""
+def training_windows(seqs: Mapping[str, np.ndarray] | Sequence[tuple[str, np.ndarray]],
+                     max_len: int = DEFAULT_MAX_LEN, *, empty_prefix: bool = False) -> TrainWindows:
+    """All prefixes of every sequence, packed as causal windows (see module docstring).
+
+    ``seqs`` maps a user to a sequence, or is a list of ``(user, sequence)`` pairs (several
+    sessions per user). With ``empty_prefix`` the first item of each sequence is a target
+    too, predicted from nothing (a padding input): the session protocol's cold start.
+    """
     if max_len < 1:
         raise ConfigError(f"max_len must be >= 1, got {max_len}")
+    pairs = seqs.items() if isinstance(seqs, Mapping) else seqs
     users, ins, tgs = [], [], []
-    for u, s in seqs.items():
+    for u, s in pairs:
         s = np.asarray(s, dtype=np.int64)
+        if empty_prefix:
+            s = np.concatenate([[PAD], s])
         if len(s) < 2:
             continue
         # targets are s[1:], each predicted from up to max_len items before it.
@@ -178,65 +174,72 @@ def training_windows(seqs: Mapping[str, np.ndarray], max_len: int = DEFAULT_MAX_
             ins.append(s[start:end])
             tgs.append(s[start + 1:end + 1])
             end = start
-    inputs = pad_left(ins, max_len)
-    targets = pad_left(tgs, max_len)
-    return TrainWindows(users, inputs, targets)
-
-
-def training_prefixes(seqs: Mapping[str, np.ndarray], max_len: int = DEFAULT_MAX_LEN):
-    """Explicit (user, prefix, target) triples: every prefix of every train sequence."""
-    out = []
-    for u, s in seqs.items():
-        for t in range(1, len(s)):
-            out.append((u, np.asarray(s[max(0, t - max_len):t]), int(s[t])))
-    return out
+    return TrainWindows(users, pad_left(ins, max_len), pad_left(tgs, max_len))
 
 
 @dataclass
 class EvalExamples:
-    """One row per (user, next held-out item)."""
+    """One row per (user, held-out target).
+
+    ``seqs`` is exactly what a session model sees (left-padded). ``seen_ptr`` /
+    ``seen_items`` (CSR) list, per example, the items the user is known to have had before
+    the target (their history and the prefix), which ``--exclude-seen`` removes from the
+    ranking; ``prefix_len`` counts the items of the current session before the target.
+    """
 
     users: list[str]
-    seqs: np.ndarray  # [N, max_len] left-padded history prefix
+    seqs: np.ndarray  # [N, max_len]
     targets: np.ndarray  # [N]
-    session_pos: np.ndarray  # [N] position of the target inside its held-out session (0 = first)
+    prefix_len: np.ndarray  # [N]
+    seen_ptr: np.ndarray  # [N + 1]
+    seen_items: np.ndarray  # [seen_ptr[-1]]
 
     def __len__(self) -> int:
         return len(self.users)
 
+    def seen(self, i: int) -> np.ndarray:
+        return self.seen_items[self.seen_ptr[i]:self.seen_ptr[i + 1]]
+
+    def seen_matrix(self, sl: slice) -> np.ndarray:
+        """[B, S] left-aligned seen items of the examples in ``sl`` (0 = padding), built without a
+        per-example loop."""
+        lo, hi, _ = sl.indices(len(self))
+        ptr = self.seen_ptr[lo:hi + 1]
+        lens = np.diff(ptr)
+        out = np.zeros((len(lens), max(int(lens.max(initial=0)), 1)), dtype=np.int64)
+        rows = np.repeat(np.arange(len(lens)), lens)
+        cols = np.arange(int(lens.sum())) - np.repeat(ptr[:-1] - ptr[0], lens)
+        out[rows, cols] = self.seen_items[ptr[0]:ptr[-1]]
+        return out
+
     def subset(self, idx: np.ndarray) -> EvalExamples:
-        return EvalExamples([self.users[i] for i in idx], self.seqs[idx], self.targets[idx],
-                            self.session_pos[idx])
+        seen = [self.seen(int(i)) for i in idx]
+        return EvalExamples([self.users[i] for i in idx], self.seqs[idx], self.targets[idx], self.prefix_len[idx],
+                            np.concatenate([[0], np.cumsum([len(s) for s in seen])]).astype(np.int64),
+                            np.concatenate(seen).astype(np.int64) if seen else np.zeros(0, np.int64))
 
 
-def eval_examples(history: Sequence[pd.DataFrame | None], heldout: pd.DataFrame, vocab: ItemVocab,
-                  max_len: int = DEFAULT_MAX_LEN) -> EvalExamples:
-    """Examples predicting every next item of each user's held-out session (module docstring).
+def make_examples(users: list[str], inputs: list[np.ndarray], targets: list[int], prefix_len: list[int],
+                  seen: list[np.ndarray], max_len: int) -> EvalExamples:
+    """Pack per-example lists (model input, target, prefix length, seen items) into :class:`EvalExamples`."""
+    ptr = np.concatenate([[0], np.cumsum([len(s) for s in seen], dtype=np.int64)]).astype(np.int64)
+    flat = np.concatenate(seen).astype(np.int64) if seen else np.zeros(0, np.int64)
+    return EvalExamples(users, pad_left(inputs, max_len), np.asarray(targets, dtype=np.int64),
+                        np.asarray(prefix_len, dtype=np.int64), ptr, flat)
 
-    ``history`` frames are concatenated per user in the given order (train, then valid).
-    If ``heldout`` has several sessions for one user, each is treated separately with
-    the same history (earlier held-out sessions are not added to the prefix).
-    """
-    _check_columns(heldout, "held-out")
-    hist: dict[str, list[np.ndarray]] = {}
-    for f in history:
-        for u, s in user_sequences(f, vocab).items():
-            hist.setdefault(u, []).append(s)
-    h = _sorted(heldout)
-    if "session" not in h.columns:
-        h = h.assign(session=h["user"].astype(str))
-    users, prefixes, targets, pos = [], [], [], []
-    for (u, _sess), g in h.groupby([h["user"].astype(str), h["session"].astype(str)], sort=False):
-        base = np.concatenate(hist.get(u, [])) if u in hist else np.zeros(0, np.int64)
-        items = vocab.encode(g["item"].astype(str))
-        for j, t in enumerate(items):
-            ctx = np.concatenate([base, items[:j]])
-            users.append(u)
-            prefixes.append(ctx)
-            targets.append(int(t))
-            pos.append(j)
-    return EvalExamples(users, pad_left(prefixes, max_len), np.asarray(targets, dtype=np.int64),
-                        np.asarray(pos, dtype=np.int64))
+
+def session_sequences(frame: pd.DataFrame | None, vocab: ItemVocab) -> list[tuple[str, str, np.ndarray]]:
+    """``(user, session, item indices in time order)`` for every session of ``frame``."""
+    if frame is None or not len(frame):
+        return []
+    _check_columns(frame, "interaction", ("user", "item", "session"))
+    f = _sorted(frame)
+    idx = vocab.encode(f["item"].astype(str))
+    users = f["user"].astype(str).to_numpy()
+    sess = f["session"].astype(str).to_numpy()
+    cut = np.flatnonzero((users[1:] != users[:-1]) | (sess[1:] != sess[:-1])) + 1
+    starts, ends = np.concatenate([[0], cut]), np.concatenate([cut, [len(users)]])
+    return [(users[s], sess[s], idx[s:e]) for s, e in zip(starts, ends, strict=True)]
 
 
 def item_counts(train: pd.DataFrame, vocab: ItemVocab) -> np.ndarray:

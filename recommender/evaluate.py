@@ -1,22 +1,28 @@
-"""End-to-end evaluation harness: six models, several seeds, mean / std per metric.
+"""End-to-end evaluation harness: the baselines and the full pipeline, several seeds, mean / std.
 
 Models (keys of the result, exactly):
 
-``popularity``            training counts (deterministic: std 0)
-``sasrec``                SASRec, LLM-initialised item table, full-softmax CE
-``llmseqsim``             cosine to the session's LLM embedding; variant (last / mean of last 5 /
-                          mean of the whole prefix) picked on validation (deterministic)
-``retriever_no_persona``  retriever with ``fusion="none"``
+``popularity``             training counts (deterministic: std 0)
+``sasrec``                 SASRec, LLM-initialised item table, full-softmax CE
+``llmseqsim``              cosine to the session's LLM embedding; variant (last / mean of last 5 /
+                           mean of the whole prefix) picked on validation (deterministic)
+``retriever_no_persona``   retriever with ``fusion="none"``
 ``retriever_history_user`` retriever whose persona is the mean LLM embedding of the user's
-                          training items (fusion picked on validation like the persona one)
-``full_pipeline``         persona retriever top-K + SASRec rerank, blend alpha tuned on validation
+                           training items (fusion picked on validation like the persona one)
+``retriever_persona``      the persona retriever alone: its own ranking of the candidates the
+                           pipeline reranks (fusion picked on validation)
+``full_pipeline``          persona retriever top-K + SASRec rerank, blend alpha tuned on validation
+``pipeline_persona_neighbours`` the same trained pipeline with the items of the user's nearest users in
+                           persona space unioned into the candidates and blended into the rerank
+``pipeline_history_neighbours`` the same, neighbours in history-user space (the fair ablation)
 
-Every trained model is early-stopped on **validation** NDCG@10 (test is touched once,
-at the end). The persona fusion (``prefix`` vs ``gate``) is chosen by mean
-validation NDCG@10 over seeds; both are reported in ``results.extra["fusion"]``.
-Protocol: see :mod:`kgrec.recommender.data` (every next item of the held-out
-session) and :mod:`kgrec.recommender.metrics` (definitions). ``std`` is the sample
-standard deviation over seeds (0 for one seed or deterministic models).
+The protocol (``session`` or ``loo``, :mod:`kgrec.recommender.protocols`) decides what each
+model sees; the persona models are trained by the one recipe of :mod:`kgrec.recommender.recipe`.
+Every trained model is early-stopped on **validation** NDCG@10 (test is touched once, at the
+end); fusions and alpha are chosen per seed on validation. The whole catalogue is ranked;
+with ``exclude_seen`` the user's known items are removed first. ``std`` is the sample standard
+deviation over seeds (0 for one seed or deterministic models). ``results.extra["breakdown"]``
+has the ranking metrics per prefix-length bucket for every model.
 """
 
 from __future__ import annotations
@@ -24,7 +30,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,45 +37,31 @@ import pandas as pd
 
 from kgrec.errors import ConfigError, DataError
 from kgrec.recommender import data as D
-from kgrec.recommender.metrics import METRICS, head_items
+from kgrec.recommender.metrics import METRICS
+from kgrec.recommender.protocols import PREFIX_BUCKETS, Protocol
+from kgrec.recommender.recipe import (
+    PERSONA_FUSIONS,
+    Prepared,
+    best_of,
+    check_fusions,
+    frame,
+    prepare,
+    train_pipeline,
+    train_retriever,
+)
 
 MODEL_NAMES = ("popularity", "sasrec", "llmseqsim", "retriever_no_persona", "retriever_history_user",
-               "full_pipeline")
+               "retriever_persona", "full_pipeline", "pipeline_persona_neighbours", "pipeline_history_neighbours")
+BREAKDOWN_METRICS = ("HR@10", "HR@100", "NDCG@10", "MRR")
+__all__ = ["MODEL_NAMES", "EvalResults", "Prepared", "evaluate_all", "prepare", "subsample_users", "write_report"]
 
 
 class EvalResults(dict):
-    """``dict[model -> dict[metric -> {"mean", "std"}]]`` plus ``.extra`` (fusion section, alphas, ...)."""
+    """``dict[model -> dict[metric -> {"mean", "std"}]]`` plus ``.extra`` (protocol, choices, breakdown)."""
 
     def __init__(self, *a, extra: dict | None = None, **kw):
         super().__init__(*a, **kw)
         self.extra = extra or {}
-
-
-@dataclass
-class Prepared:
-    vocab: D.ItemVocab
-    item_table: np.ndarray  # [num_items, d_llm]
-    windows: D.TrainWindows
-    valid: D.EvalExamples
-    test: D.EvalExamples
-    counts: np.ndarray
-    head: np.ndarray
-    personas: object  # Mapping[user, vector] or None
-    history_user: dict[str, np.ndarray]
-    max_len: int
-
-    def persona_rows(self, source: str, users: Sequence[str]) -> np.ndarray | None:
-        if source == "none":
-            return None
-        src = self.personas if source == "persona" else self.history_user
-        dim = None if source == "persona" or self.history_user else self.item_table.shape[1]
-        return D.persona_matrix(users, src, dim=dim)
-
-
-def _frame(split, name: str) -> pd.DataFrame | None:
-    if isinstance(split, Mapping):
-        return split.get(name)
-    return getattr(split, name, None)
 
 
 def subsample_users(split_frames, n: int, seed: int = 0) -> dict[str, pd.DataFrame]:
@@ -79,7 +70,7 @@ def subsample_users(split_frames, n: int, seed: int = 0) -> dict[str, pd.DataFra
     estimate on a big data set; the report records the sample size."""
     if n < 1:
         raise ConfigError(f"users: the subsample must have at least 1 user (got {n})")
-    frames = {k: _frame(split_frames, k) for k in ("train", "valid", "test", "items")}
+    frames = {k: frame(split_frames, k) for k in ("train", "valid", "test", "items")}
     if frames["test"] is None or frames["train"] is None:
         raise DataError("the split has no train/test frames to subsample")
     pool = np.asarray(sorted(frames["test"]["user"].astype(str).unique()))
@@ -87,36 +78,9 @@ def subsample_users(split_frames, n: int, seed: int = 0) -> dict[str, pd.DataFra
     return {k: v if k == "items" or v is None else v[v["user"].astype(str).isin(keep)] for k, v in frames.items()}
 
 
-def prepare(split_frames, item_emb, personas=None, history_user_emb=None, *, item_ids=None,
-            max_len: int = D.DEFAULT_MAX_LEN) -> Prepared:
-    """Vocabulary, embeddings aligned to it, train windows and valid / test examples.
-
-    ``split_frames``: a ``Split`` (attributes) or mapping with ``train``, ``valid``, ``test``
-    (and optionally ``items``). ``item_emb``: array whose rows follow ``item_ids``, or, if
-    ``item_ids`` is None, ``split.items["item"]`` (a mapping / DataFrame indexed by item id
-    also works). ``personas``: ``Mapping[user, vector]`` / DataFrame indexed by user.
-    ``history_user_emb``: same, or None to compute it from the training items.
-    """
-    train, valid, test = (_frame(split_frames, n) for n in ("train", "valid", "test"))
-    items = _frame(split_frames, "items")
-    if train is None or valid is None or test is None:
-        raise DataError("split needs train, valid and test frames")
-    vocab = D.ItemVocab.from_frames(train, valid, test, items=items)
-    if item_ids is None and isinstance(item_emb, np.ndarray) and items is not None and len(items) == len(item_emb):
-        item_ids = items["item"].astype(str).tolist()
-    table = D.align_item_embeddings(vocab, item_emb, item_ids)
-    seqs = D.user_sequences(train, vocab)
-    counts = D.item_counts(train, vocab)
-    hist = dict(history_user_emb) if history_user_emb is not None else D.history_user_embeddings(train, vocab, table)
-    return Prepared(vocab, table, D.training_windows(seqs, max_len),
-                    D.eval_examples([train], valid, vocab, max_len),
-                    D.eval_examples([train, valid], test, vocab, max_len),
-                    counts, head_items(counts), personas, hist, max_len)
-
-
-def aggregate(runs: Sequence[Mapping[str, float]]) -> dict[str, dict[str, float]]:
+def aggregate(runs: Sequence[Mapping[str, float]], metrics: Sequence[str] = METRICS) -> dict[str, dict[str, float]]:
     out = {}
-    for m in METRICS:
+    for m in metrics:
         v = np.array([r.get(m, math.nan) for r in runs], dtype=np.float64)
         ok = v[~np.isnan(v)]
         out[m] = {"mean": float(ok.mean()) if len(ok) else math.nan,
@@ -124,131 +88,190 @@ def aggregate(runs: Sequence[Mapping[str, float]]) -> dict[str, dict[str, float]
     return out
 
 
-def train_sasrec(prep: Prepared, seed: int, *, epochs: int, device: str = "cpu", progress=None,
-                 model_kwargs: Mapping | None = None, fit_kwargs: Mapping | None = None):
-    from kgrec.recommender.sasrec import SASRec
-    from kgrec.recommender.training import fit, seed_everything
+class _Runs:
+    """Per-model lists of (metrics, prefix-length breakdown), one entry per seed."""
 
-    seed_everything(seed)
-    kw = {"max_len": prep.max_len, "item_init": prep.item_table, **(model_kwargs or {})}
-    model = SASRec(len(prep.vocab), **kw)
-    res = fit(model, prep.windows, prep.valid, epochs=epochs, seed=seed, device=device, progress=progress,
-              name=f"sasrec[seed={seed}]", **(fit_kwargs or {}))
-    return model, res
+    def __init__(self):
+        self.metrics: dict[str, list[dict]] = {m: [] for m in MODEL_NAMES}
+        self.buckets: dict[str, list[dict]] = {m: [] for m in MODEL_NAMES}
+
+    def add(self, model: str, result: tuple[dict, dict]) -> None:
+        self.metrics[model].append(result[0])
+        self.buckets[model].append(result[1])
+
+    def results(self, extra: dict) -> EvalResults:
+        extra["per_seed"] = {m: {"metrics": self.metrics[m], "breakdown": self.buckets[m]}
+                             for m in MODEL_NAMES if self.metrics[m]}
+        return results_from_seeds(extra)
 
 
-def train_retriever(prep: Prepared, fusion: str, source: str, seed: int, *, epochs: int, device: str = "cpu",
-                    progress=None, model_kwargs: Mapping | None = None, fit_kwargs: Mapping | None = None):
-    """``source``: ``"persona"``, ``"history_user"`` or ``"none"`` (forces ``fusion="none"``)."""
-    from kgrec.recommender.retriever import PersonaRetriever
-    from kgrec.recommender.training import fit, seed_everything
+def results_from_seeds(extra: dict) -> EvalResults:
+    """Mean / std tables (and the breakdown) from ``extra["per_seed"]``; :func:`merge_results` uses it
+    to combine runs of different seeds."""
+    per = extra["per_seed"]
+    extra["breakdown"] = {
+        m: {label: {"n": r["breakdown"][0][label]["n"],
+                    **aggregate([b[label] for b in r["breakdown"]], BREAKDOWN_METRICS)}
+            for label, *_ in PREFIX_BUCKETS}
+        for m, r in per.items()}
+    return EvalResults({m: aggregate(r["metrics"]) for m, r in per.items()}, extra=extra)
 
-    if source == "none":
-        fusion = "none"
-    seed_everything(seed)
-    tp = prep.persona_rows(source, prep.windows.users)
-    vp = prep.persona_rows(source, prep.valid.users)
-    pdim = tp.shape[1] if tp is not None else 1
-    kw = {"max_len": prep.max_len, **(model_kwargs or {})}
-    model = PersonaRetriever(len(prep.vocab), prep.item_table, persona_dim=pdim, fusion=fusion, **kw)
-    res = fit(model, prep.windows, prep.valid, train_persona=tp, valid_persona=vp, epochs=epochs, seed=seed,
-              device=device, progress=progress, name=f"retriever[{fusion},{source},seed={seed}]",
-              **(fit_kwargs or {}))
-    return model, res
+
+def merge_results(parts: Sequence[Mapping]) -> EvalResults:
+    """One table from the ``extra`` of runs over disjoint seeds of the same inputs and settings (e.g.
+    one process per seed). Deterministic models (popularity, LLMSeqSim) are kept once."""
+    first = dict(parts[0])
+    per: dict[str, dict[str, list]] = {}
+    for part in parts:
+        for m, r in part["per_seed"].items():
+            if m in ("popularity", "llmseqsim") and m in per:
+                continue
+            slot = per.setdefault(m, {"metrics": [], "breakdown": []})
+            slot["metrics"] += r["metrics"]
+            slot["breakdown"] += r["breakdown"]
+    lists = ("seeds", "chosen_fusion", "fusion_valid_NDCG@10", "alpha", "alpha_valid_NDCG@10",
+             "history_user_fusion", "pipeline_persona_neighbours", "pipeline_history_neighbours")
+    for key in lists:
+        if key in first:
+            first[key] = [v for part in parts for v in part.get(key, [])]
+    first["seconds_per_part"] = [part.get("seconds") for part in parts]
+    if "fusion_per_seed" in first:
+        fps = {f: [m for part in parts for m in part["fusion_per_seed"][f]] for f in first["fusion_per_seed"]}
+        first["fusion_per_seed"], first["fusion"] = fps, {f: aggregate(v) for f, v in fps.items()}
+    first["per_seed"] = per
+    return results_from_seeds(first)
+
+
+def _scorer(prep: Prepared, device: str) -> Callable:
+    from kgrec.recommender.training import evaluate_scorer
+
+    def run(model, examples: D.EvalExamples, persona: np.ndarray | None = None) -> tuple[dict, dict]:
+        return evaluate_scorer(model, examples, persona, head_mask=prep.head, exclude_seen=prep.exclude_seen,
+                               device=device, breakdown=True)
+    return run
+
+
+def _baselines(prep: Prepared, runs: _Runs, extra: dict, score: Callable, say: Callable[[str], None]) -> None:
+    """Popularity and LLMSeqSim (its variant picked on validation)."""
+    from kgrec.recommender.baselines import LLMSeqSim, Popularity
+
+    say("popularity")
+    runs.add("popularity", score(Popularity(prep.counts), prep.test))
+    say("llmseqsim")
+    variants = {"last": ("last", None), "mean@5": ("mean", 5), "mean@all": ("mean", None)}
+    vscore = {name: score(LLMSeqSim(prep.item_table, *v), prep.valid)[0]["NDCG@10"] for name, v in variants.items()}
+    best = best_of(vscore, list(variants))
+    runs.add("llmseqsim", score(LLMSeqSim(prep.item_table, *variants[best]), prep.test))
+    extra["llmseqsim_variant"], extra["llmseqsim_valid_NDCG@10"] = best, vscore
+
+
+def _pipelines(prep: Prepared, seeds: Sequence[int], runs: _Runs, extra: dict, score: Callable, say, *, k: int,
+               common: dict, fusions: Sequence[str], models: dict, on_pipeline: Callable | None) -> None:
+    """Per seed: the production recipe (SASRec, persona retrievers, fusion, alpha), then its test scores."""
+    from kgrec.recommender.rerank import build_candidates, evaluate_pipeline
+
+    test_p = prep.persona_rows("persona", prep.test.users)
+    fusion_test: dict[str, list[dict]] = {f: [] for f in fusions}
+    picks: dict[str, list] = {"fusion": [], "alpha": [], "fusion_valid": [], "alpha_valid": []}
+    for seed in seeds:
+        say(f"seed {seed}: sasrec + persona retrievers {list(fusions)}")
+        tp = train_pipeline(prep, seed, fusions=fusions, k=k, sasrec_kwargs=models.get("sasrec"),
+                            retriever_kwargs=models.get("retriever"), **common)
+        if on_pipeline is not None:
+            on_pipeline(prep, tp)
+        runs.add("sasrec", score(tp.sasrec, prep.test))
+        for f, model in tp.retrievers.items():
+            res = score(model, prep.test, test_p)
+            fusion_test[f].append(res[0])
+            if f == tp.fusion:
+                runs.add("retriever_persona", res)
+        say(f"seed {seed}: full_pipeline (fusion {tp.fusion}, alpha {tp.alpha})")
+        tc = build_candidates(tp.retriever, tp.sasrec, prep.test, test_p, k=k, device=common["device"],
+                              exclude_seen=prep.exclude_seen)
+        runs.add("full_pipeline", evaluate_pipeline(tc, tp.alpha, len(prep.vocab), prep.head))
+        for source, name in (("persona", "pipeline_persona_neighbours"), ("history_user", "pipeline_history_neighbours")):
+            say(f"seed {seed}: {name}")
+            picks.setdefault(name, []).append(_with_neighbours(prep, tp, source, name, runs, k=k, device=common["device"]))
+        for key, val in (("fusion", tp.fusion), ("alpha", tp.alpha), ("fusion_valid", tp.fusion_valid),
+                         ("alpha_valid", tp.alpha_valid)):
+            picks[key].append(val)
+    extra.update({"fusion": {f: aggregate(v) for f, v in fusion_test.items()}, "fusion_per_seed": fusion_test,
+                  "chosen_fusion": picks["fusion"], "fusion_valid_NDCG@10": picks["fusion_valid"],
+                  "alpha": picks["alpha"], "alpha_valid_NDCG@10": picks["alpha_valid"],
+                  "pipeline_persona_neighbours": picks["pipeline_persona_neighbours"],
+                  "pipeline_history_neighbours": picks["pipeline_history_neighbours"]})
+
+
+NEIGHBOURS, UNION = 50, 30
+
+
+def _with_neighbours(prep: Prepared, tp, source: str, name: str, runs: _Runs, *, k: int, device: str):
+    """The trained pipeline plus a neighbour prior in ``source`` space (persona or history-user):
+    ``UNION`` of the K candidate slots go to the neighbours' items, ``alpha``/``beta`` tuned on
+    validation (:mod:`kgrec.recommender.neighbours`)."""
+    from kgrec.recommender.neighbours import PersonaNeighbours
+    from kgrec.recommender.rerank import build_candidates, evaluate_pipeline, tune_alpha
+
+    vectors = prep.personas if source == "persona" else prep.history_user
+    nb = PersonaNeighbours(vectors, D.user_sequences(prep.train, prep.vocab), len(prep.vocab), k=NEIGHBOURS)
+    kw = {"k": k, "device": device, "exclude_seen": prep.exclude_seen, "prior": nb.scores, "union": UNION}
+    vp, tpers = (prep.persona_rows("persona", ex.users) for ex in (prep.valid, prep.test))
+    weights, _ = tune_alpha(build_candidates(tp.retriever, tp.sasrec, prep.valid, vp, **kw))
+    tc = build_candidates(tp.retriever, tp.sasrec, prep.test, tpers, **kw)
+    runs.add(name, evaluate_pipeline(tc, weights, len(prep.vocab), prep.head))
+    return weights
+
+
+def _ablations(prep: Prepared, seeds: Sequence[int], runs: _Runs, extra: dict, score: Callable, say, *,
+               common: dict, fusions: Sequence[str], models: dict) -> None:
+    """The no-persona retriever and the history-user retriever (its fusion chosen on validation)."""
+    test_h = prep.persona_rows("history_user", prep.test.users)
+    chosen = []
+    for seed in seeds:
+        say(f"seed {seed}: retriever_no_persona")
+        r0, _ = train_retriever(prep, "none", "none", seed, model_kwargs=models.get("retriever"), **common)
+        runs.add("retriever_no_persona", score(r0, prep.test))
+        trained, valid = {}, {}
+        for f in fusions:
+            say(f"seed {seed}: retriever_history_user fusion={f}")
+            trained[f], res = train_retriever(prep, f, "history_user", seed, model_kwargs=models.get("retriever"),
+                                              **common)
+            valid[f] = float(res.best_valid_ndcg)
+        best = best_of(valid, fusions)
+        chosen.append(best)
+        runs.add("retriever_history_user", score(trained[best], prep.test, test_h))
+    extra["history_user_fusion"] = chosen
 
 
 def evaluate_all(split_frames, item_emb, personas, history_user_emb=None, *, seeds: Sequence[int] = (0, 1, 2),
                  epochs: int = 50, device: str = "cpu", progress: Callable[[str], None] | None = None,
                  item_ids=None, max_len: int = D.DEFAULT_MAX_LEN, k: int = 100,
-                 fusions: Sequence[str] = ("prefix", "gate"), exclude_seen: bool = False,
-                 sasrec_kwargs: Mapping | None = None, retriever_kwargs: Mapping | None = None,
-                 fit_kwargs: Mapping | None = None) -> EvalResults:
-    """Train / evaluate all six models over ``seeds``; see the module docstring."""
-    from kgrec.recommender.baselines import LLMSeqSim, Popularity
-    from kgrec.recommender.rerank import build_candidates, evaluate_pipeline, tune_alpha
-    from kgrec.recommender.training import evaluate_scorer
-
+                 fusions: Sequence[str] = PERSONA_FUSIONS, protocol: str | Protocol = Protocol.session,
+                 exclude_seen: bool = True, sasrec_kwargs: Mapping | None = None,
+                 retriever_kwargs: Mapping | None = None, fit_kwargs: Mapping | None = None,
+                 on_pipeline: Callable[[Prepared, object], None] | None = None) -> EvalResults:
+    """Train / evaluate every model over ``seeds`` under ``protocol``; see the module docstring.
+    ``on_pipeline(prep, trained)`` sees each seed's :class:`~kgrec.recommender.recipe.TrainedPipeline`."""
     if not seeds:
         raise ConfigError("seeds must not be empty")
-    if not fusions or any(f not in ("prefix", "gate") for f in fusions):
-        raise ConfigError(f"fusions must be a non-empty subset of ('prefix', 'gate'), got {fusions}")
+    fusions = check_fusions(fusions)
     say = progress or (lambda _m: None)
-    prep = prepare(split_frames, item_emb, personas, history_user_emb, item_ids=item_ids, max_len=max_len)
+    prep = prepare(split_frames, item_emb, personas, history_user_emb, item_ids=item_ids, max_len=max_len,
+                   protocol=protocol, exclude_seen=exclude_seen)
     if not len(prep.test) or not len(prep.valid):
         raise DataError("no valid / test examples (are the held-out frames empty?)")
-    n = len(prep.vocab)
-    fkw = {"exclude_seen": exclude_seen, **(fit_kwargs or {})}
-    ev = {"head_mask": prep.head, "exclude_seen": exclude_seen, "device": device}
-    test_p = {s: prep.persona_rows(s, prep.test.users) for s in ("persona", "history_user")}
-    valid_p = {s: prep.persona_rows(s, prep.valid.users) for s in ("persona", "history_user")}
-    runs: dict[str, list[dict]] = {m: [] for m in MODEL_NAMES}
-    extra: dict = {"n_items": n - 1, "n_train_windows": len(prep.windows), "n_valid_examples": len(prep.valid),
-                   "n_test_examples": len(prep.test), "seeds": list(seeds), "k": k,
-                   "exclude_seen": exclude_seen}
-
-    say("popularity")
-    runs["popularity"].append(evaluate_scorer(Popularity(prep.counts), prep.test, **ev))
-    say("llmseqsim")
-    variants = {"last": ("last", None), "mean@5": ("mean", 5), "mean@all": ("mean", None)}
-    vscore = {name: evaluate_scorer(LLMSeqSim(prep.item_table, *v), prep.valid, **ev)["NDCG@10"]
-              for name, v in variants.items()}
-    best_v = max(vscore, key=lambda x: (vscore[x], -list(variants).index(x)))
-    runs["llmseqsim"].append(evaluate_scorer(LLMSeqSim(prep.item_table, *variants[best_v]), prep.test, **ev))
-    extra["llmseqsim_variant"], extra["llmseqsim_valid_NDCG@10"] = best_v, vscore
-
-    sasrecs, persona_models = {}, {f: {} for f in fusions}
-    fusion_valid = {f: [] for f in fusions}
-    fusion_test = {f: [] for f in fusions}
-    common = {"epochs": epochs, "device": device, "progress": progress, "fit_kwargs": fkw}
-    for seed in seeds:
-        say(f"seed {seed}: sasrec")
-        sas, _ = train_sasrec(prep, seed, model_kwargs=sasrec_kwargs, **common)
-        sasrecs[seed] = sas
-        runs["sasrec"].append(evaluate_scorer(sas, prep.test, **ev))
-        say(f"seed {seed}: retriever_no_persona")
-        r0, _ = train_retriever(prep, "none", "none", seed, model_kwargs=retriever_kwargs, **common)
-        runs["retriever_no_persona"].append(evaluate_scorer(r0, prep.test, **ev))
-        for f in fusions:
-            say(f"seed {seed}: retriever persona fusion={f}")
-            rp, res = train_retriever(prep, f, "persona", seed, model_kwargs=retriever_kwargs, **common)
-            persona_models[f][seed] = rp
-            fusion_valid[f].append(res.best_valid_ndcg)
-            fusion_test[f].append(evaluate_scorer(rp, prep.test, test_p["persona"], **ev))
-    chosen = max(fusions, key=lambda f: (float(np.mean(fusion_valid[f])), -list(fusions).index(f)))
-    extra["fusion"] = {f: aggregate(fusion_test[f]) for f in fusions}
-    extra["fusion_valid_NDCG@10"] = {f: float(np.mean(v)) for f, v in fusion_valid.items()}
-    extra["chosen_fusion"] = chosen
-
-    hist_valid = {f: [] for f in fusions}
-    hist_models = {f: {} for f in fusions}
-    for seed in seeds:
-        for f in fusions:
-            say(f"seed {seed}: retriever_history_user fusion={f}")
-            rh, res = train_retriever(prep, f, "history_user", seed, model_kwargs=retriever_kwargs, **common)
-            hist_models[f][seed] = rh
-            hist_valid[f].append(res.best_valid_ndcg)
-    hchosen = max(fusions, key=lambda f: (float(np.mean(hist_valid[f])), -list(fusions).index(f)))
-    extra["history_user_fusion"] = hchosen
-    for seed in seeds:
-        runs["retriever_history_user"].append(
-            evaluate_scorer(hist_models[hchosen][seed], prep.test, test_p["history_user"], **ev))
-
-    alphas, alpha_tables = [], []
-    for seed in seeds:
-        say(f"seed {seed}: full_pipeline")
-        rp, sas = persona_models[chosen][seed], sasrecs[seed]
-        vc = build_candidates(rp, sas, prep.valid, valid_p["persona"], k=k, device=device,
-                              exclude_seen=exclude_seen)
-        alpha, table = tune_alpha(vc)
-        alphas.append(alpha)
-        alpha_tables.append(table)
-        tc = build_candidates(rp, sas, prep.test, test_p["persona"], k=k, device=device,
-                              exclude_seen=exclude_seen)
-        runs["full_pipeline"].append(evaluate_pipeline(tc, alpha, n, prep.head))
-    extra["alpha"] = alphas
-    extra["alpha_valid_NDCG@10"] = alpha_tables
-    results = EvalResults({m: aggregate(runs[m]) for m in MODEL_NAMES}, extra=extra)
-    return results
+    extra: dict = {"protocol": prep.protocol.value, "exclude_seen": exclude_seen, "n_items": len(prep.vocab) - 1,
+                   "n_train_windows": len(prep.windows), "n_train_targets": int((prep.windows.targets != 0).sum()),
+                   "n_valid_examples": len(prep.valid), "n_test_examples": len(prep.test),
+                   "n_test_users": len(set(prep.test.users)), "seeds": list(seeds), "k": k, "max_len": max_len}
+    runs, score = _Runs(), _scorer(prep, device)
+    common = {"epochs": epochs, "device": device, "progress": progress, "fit_kwargs": fit_kwargs}
+    models = {"sasrec": sasrec_kwargs, "retriever": retriever_kwargs}
+    _baselines(prep, runs, extra, score, say)
+    _pipelines(prep, seeds, runs, extra, score, say, k=k, common=common, fusions=fusions, models=models,
+               on_pipeline=on_pipeline)
+    _ablations(prep, seeds, runs, extra, score, say, common=common, fusions=fusions, models=models)
+    return runs.results(extra)
 
 
 def _fmt(cell: Mapping[str, float]) -> str:
@@ -275,34 +298,116 @@ def _jsonable(x):
     return x
 
 
+PROTOCOL_TEXT = {
+    "session": ("`session`: session models see only the current session's prefix; the user's past reaches a "
+                "model only through the persona (or the history-user embedding); every item of each held-out "
+                "session is a target, prefix length 0 being pure cold start"),
+    "loo": ("`loo`: time-ordered leave-one-out; the last item is the target, the full history before it the "
+            "input"),
+}
+
+
+def _describe(extra: Mapping) -> str:
+    proto = str(extra.get("protocol", "?"))
+    seen = "excluded" if extra.get("exclude_seen") else "not excluded"
+    sub = f"; a seeded subsample of {extra['user_subsample']} users" if extra.get("user_subsample") else ""
+    return (f"**Protocol: {proto}** ({PROTOCOL_TEXT.get(proto, proto)}). Full-catalogue ranking "
+            f"({extra.get('n_items', '?')} items), items the user already had {seen} (`--exclude-seen`); "
+            f"{extra.get('n_test_examples', '?')} test examples from {extra.get('n_test_users', '?')} users{sub}. "
+            "Mean ± sample std over seeds; ties count against the target; MRR over the full ranking.")
+
+
+def _breakdown_lines(extra: Mapping) -> list[str]:
+    bd = extra.get("breakdown") or {}
+    if not bd or extra.get("protocol") != "session":
+        return []
+    labels = [b[0] for b in PREFIX_BUCKETS]
+    first = next(iter(bd.values()))
+    lines = ["", "## By prefix length (items of the session before the target)", "",
+             "n: " + ", ".join(f"{lb}: {int(first[lb]['n'])}" for lb in labels), ""]
+    for metric in ("HR@10", "NDCG@10", "HR@100"):
+        lines += [f"| {metric} | " + " | ".join(f"prefix {lb}" for lb in labels) + " |",
+                  "|---|" + "---|" * len(labels)]
+        for model, cells in bd.items():
+            lines.append(f"| {model} | " + " | ".join(_fmt(cells[lb][metric]) for lb in labels) + " |")
+        lines.append("")
+    return lines
+
+
+#: the paper's claims under the session protocol: (what, better model, baseline, metrics)
+CLAIMS = (
+    ("full pipeline > SASRec on the session", "full_pipeline", "sasrec", ("HR@10", "HR@100")),
+    ("full pipeline > history-user ablation", "full_pipeline", "retriever_history_user", ("HR@10", "HR@100")),
+    ("rerank > the retriever's own ranking of the same candidates", "full_pipeline", "retriever_persona",
+     ("NDCG@10", "MRR")),
+    ("long-tail HR@100: full pipeline > no-persona retriever", "full_pipeline", "retriever_no_persona",
+     ("LT-HR@100",)),
+    ("with persona neighbours > SASRec on the session", "pipeline_persona_neighbours", "sasrec", ("HR@10", "HR@100")),
+    ("persona neighbours > history-user neighbours", "pipeline_persona_neighbours", "pipeline_history_neighbours",
+     ("HR@10", "HR@100")),
+    ("long-tail HR@100: persona neighbours > no-persona retriever", "pipeline_persona_neighbours",
+     "retriever_no_persona", ("LT-HR@100",)),
+)
+
+
+def claims_table(results: Mapping) -> list[str]:
+    """Each claim per metric: both means, the difference, and whether it exceeds 2 std (the larger
+    of the two models' std over seeds)."""
+    lines = ["| claim | metric | model | baseline | difference | > 2 std |", "|---|---|---|---|---|---|"]
+    for what, a, b, metrics in CLAIMS:
+        if a not in results or b not in results:
+            continue
+        for m in metrics:
+            ca, cb = results[a][m], results[b][m]
+            if any(v is None or math.isnan(v) for v in (ca["mean"], cb["mean"])):
+                continue
+            d = ca["mean"] - cb["mean"]
+            bar = 2 * max(ca["std"], cb["std"])
+            verdict = "yes" if d > bar else ("no (better, within 2 std)" if d > 0 else "no (worse)")
+            lines.append(f"| {what} | {m} | {_fmt(ca)} | {_fmt(cb)} | {d:+.4f} | {verdict} |")
+    return lines
+
+
+def _report_markdown(results: Mapping, extra: Mapping) -> str:
+    md = [f"# Recommender evaluation: protocol `{extra.get('protocol', '?')}`", "", _describe(extra), ""]
+    md += _table(results)
+    if extra.get("protocol") == "session":
+        md += ["", "## The paper's claims, as measured", ""] + claims_table(results)
+    md += _breakdown_lines(extra)
+    if extra.get("fusion"):
+        md += ["", "## Persona fusion (retriever alone, test)", "",
+               (f"Chosen per seed on validation NDCG@10: {extra.get('chosen_fusion')} "
+                f"(validation: {json.dumps(_jsonable(extra.get('fusion_valid_NDCG@10')))})"), ""]
+        md += _table({f"retriever_persona_{f}": v for f, v in extra["fusion"].items()})
+    if "alpha" in extra:
+        md += ["", f"Rerank alpha per seed (tuned on validation): {extra['alpha']}"]
+    if "history_user_fusion" in extra:
+        md += [f"History-user fusion per seed (validation): {extra['history_user_fusion']}"]
+    if "llmseqsim_variant" in extra:
+        md += [f"LLMSeqSim variant (validation): {extra['llmseqsim_variant']}"]
+    return "\n".join(md) + "\n"
+
+
 def write_report(results: Mapping, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``results.md`` (table), ``results.json`` and ``results.png`` (bar chart) to ``out_dir``."""
+    """Write ``results.md`` (tables), ``results.json`` and ``results.png`` (bar chart) to ``out_dir``;
+    each names the protocol and whether seen items were excluded."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    extra = getattr(results, "extra", {})
+    paths = {"md": out / "results.md", "json": out / "results.json", "png": out / "results.png"}
+    paths["md"].write_text(_report_markdown(results, extra), encoding="utf-8")
+    paths["json"].write_text(json.dumps(_jsonable({"protocol": extra.get("protocol"), "results": dict(results),
+                                                   "extra": extra}), indent=2), encoding="utf-8")
+    _plot(results, extra, paths["png"])
+    return paths
+
+
+def _plot(results: Mapping, extra: Mapping, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    extra = getattr(results, "extra", {})
-    md = ["# Recommender evaluation", "",
-          ("Mean ± sample std over seeds. Protocol: every next item of each user's held-out session "
-           "given the history prefix; full-catalogue ranking, ties against the target, MRR over the "
-           "full ranking, history items not excluded unless stated."), ""]
-    md += _table(results)
-    if extra.get("fusion"):
-        md += ["", "## Persona fusion (retriever, test)", "",
-               (f"Chosen on validation NDCG@10: **{extra.get('chosen_fusion')}** "
-                f"(validation: {json.dumps(_jsonable(extra.get('fusion_valid_NDCG@10')))})"), ""]
-        md += _table({f"retriever_persona_{f}": v for f, v in extra["fusion"].items()})
-    if "alpha" in extra:
-        md += ["", f"Rerank alpha per seed (tuned on validation): {extra['alpha']}"]
-    if "llmseqsim_variant" in extra:
-        md += [f"LLMSeqSim variant (validation): {extra['llmseqsim_variant']}"]
-    paths = {"md": out / "results.md", "json": out / "results.json", "png": out / "results.png"}
-    paths["md"].write_text("\n".join(md) + "\n", encoding="utf-8")
-    paths["json"].write_text(json.dumps(_jsonable({"results": dict(results), "extra": extra}), indent=2),
-                             encoding="utf-8")
     models = list(results)
     fig, ax = plt.subplots(figsize=(max(8, 1.6 * len(METRICS)), 4.5))
     width = 0.8 / max(1, len(models))
@@ -314,8 +419,9 @@ def write_report(results: Mapping, out_dir: str | Path) -> dict[str, Path]:
         ax.bar(x + i * width - 0.4 + width / 2, means, width, yerr=stds, label=name, capsize=2)
     ax.set_xticks(x, METRICS)
     ax.set_ylabel("score")
+    seen = "seen items excluded" if extra.get("exclude_seen") else "seen items kept"
+    ax.set_title(f"protocol: {extra.get('protocol', '?')} ({seen}, full catalogue)")
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
-    fig.savefig(paths["png"], dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
-    return paths

@@ -14,9 +14,8 @@ Definitions (one example = one target item; metrics are means over examples):
 * ``coverage``: share of the catalogue (items 1..n) that appears in at least one
   top-10 list over the evaluated examples.
 
-Items already in the example's history are **not** excluded by default
-(``exclude_seen=False``); with ``exclude_seen=True`` they are scored -inf, so a
-repeated target then counts as a miss.
+With ``--exclude-seen`` the items the user is known to have had before the target
+(:attr:`kgrec.recommender.data.EvalExamples.seen_items`) are scored -inf before ranking.
 
 These are validated against ``torchmetrics.functional.retrieval_*`` in the tests;
 torchmetrics is not used here because its per-query API is slow on full catalogues.
@@ -48,19 +47,15 @@ def head_items(counts: np.ndarray, share: float = 0.2) -> np.ndarray:
     return mask
 
 
-def ranks_from_scores(scores, targets, seen=None):
+def ranks_from_scores(scores, targets):
     """1-based rank of each target (torch tensors in, LongTensor out). See module docstring.
 
-    ``scores`` [B, C] (column 0 = padding, ignored), ``targets`` [B]; ``seen`` an optional
-    [B, L] index tensor of history items to exclude (0 = padding, ignored).
+    ``scores`` [B, C] (column 0 = padding, ignored), ``targets`` [B].
     """
     import torch
 
     scores = scores.float().clone()
     scores[:, 0] = -torch.inf
-    if seen is not None:
-        scores.scatter_(1, seen, -torch.inf)
-        scores[:, 0] = -torch.inf
     t = scores.gather(1, targets.view(-1, 1))
     higher = (scores > t).sum(1)
     ties = (scores == t).sum(1) - 1
@@ -81,35 +76,37 @@ def metrics_from_ranks(ranks: np.ndarray) -> dict[str, float]:
 
 
 class RankingAccumulator:
-    """Collects ranks and top-10 lists batch by batch; :meth:`compute` gives all six metrics."""
+    """Collects ranks and top-10 lists batch by batch; :meth:`compute` gives all six metrics and
+    :meth:`breakdown` the ranking metrics per prefix-length bucket."""
 
-    def __init__(self, num_items: int, head_mask: np.ndarray | None = None, exclude_seen: bool = False):
+    def __init__(self, num_items: int, head_mask: np.ndarray | None = None):
         self.num_items = num_items
         self.head_mask = head_mask
-        self.exclude_seen = exclude_seen
         self.ranks: list[np.ndarray] = []
         self.targets: list[np.ndarray] = []
+        self.prefix_len: list[np.ndarray] = []
         self.covered = np.zeros(num_items, dtype=bool)
 
-    def update(self, scores, targets, seqs=None) -> np.ndarray:
-        """Full-catalogue ``scores`` [B, C] (torch); returns the batch ranks."""
+    def update(self, scores, targets, seen=None, prefix_len: np.ndarray | None = None) -> np.ndarray:
+        """Full-catalogue ``scores`` [B, C] (torch); ``seen`` [B, S] item indices to exclude
+        (0 = padding) or None; returns the batch ranks."""
         import torch
 
-        seen = seqs if self.exclude_seen else None
-        ranks = ranks_from_scores(scores, targets, seen)
         s = scores.float().clone()
-        s[:, 0] = -torch.inf
         if seen is not None:
-            s.scatter_(1, seen, -torch.inf)
-            s[:, 0] = -torch.inf
+            s.scatter_(1, torch.as_tensor(seen, device=s.device), -torch.inf)
+        s[:, 0] = -torch.inf
+        ranks = ranks_from_scores(s, targets)
         top = s.topk(min(10, s.shape[1] - 1), dim=1).indices
-        self.add_ranks(ranks.cpu().numpy(), targets.cpu().numpy(), top.cpu().numpy())
+        self.add_ranks(ranks.cpu().numpy(), targets.cpu().numpy(), top.cpu().numpy(), prefix_len)
         return ranks.cpu().numpy()
 
-    def add_ranks(self, ranks: np.ndarray, targets: np.ndarray, top10: np.ndarray) -> None:
+    def add_ranks(self, ranks: np.ndarray, targets: np.ndarray, top10: np.ndarray,
+                  prefix_len: np.ndarray | None = None) -> None:
         """For pipelines that compute ranks themselves (e.g. rerank)."""
         self.ranks.append(np.asarray(ranks))
         self.targets.append(np.asarray(targets))
+        self.prefix_len.append(np.full(len(ranks), -1) if prefix_len is None else np.asarray(prefix_len))
         self.covered[np.asarray(top10).reshape(-1)] = True
 
     def compute(self) -> dict[str, float]:
@@ -124,4 +121,20 @@ class RankingAccumulator:
         cov = self.covered.copy()
         cov[0] = False
         out["coverage"] = float(cov.sum() / max(1, self.num_items - 1))
+        return out
+
+    def breakdown(self) -> dict[str, dict[str, float]]:
+        """``bucket -> {n, HR@10, HR@100, NDCG@10, MRR}`` over the prefix-length buckets
+        (:data:`kgrec.recommender.protocols.PREFIX_BUCKETS`); examples without a prefix length
+        are left out."""
+        from kgrec.recommender.protocols import PREFIX_BUCKETS, prefix_bucket
+
+        r = np.concatenate(self.ranks) if self.ranks else np.zeros(0)
+        pl = np.concatenate(self.prefix_len) if self.prefix_len else np.zeros(0, dtype=np.int64)
+        known = pl >= 0
+        labels = prefix_bucket(pl[known])
+        out = {}
+        for label, *_ in PREFIX_BUCKETS:
+            m = labels == label
+            out[label] = {"n": float(m.sum()), **metrics_from_ranks(r[known][m])}
         return out

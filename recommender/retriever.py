@@ -13,7 +13,15 @@ Persona fusion (``fusion``):
   ``p = W_p persona`` and ``h`` the sequence state.
 * ``"none"``: no persona (ablation); ``persona`` arguments are ignored.
 
-Users without a persona are given the zero vector. The user/session vector ``u``
+Users without a persona are given the zero vector.
+
+An **empty prefix** (the first item of a session, or a padding position of a training
+window whose target is a session's first item) has no item state. Its query is then the
+persona token's own encoder output (``prefix``), or a learned "empty session" vector
+(``none``; for ``gate`` that vector is gated with the persona): so under the session
+protocol the persona alone answers the cold-start query. The persona token keeps the
+position embedding it has at full width whatever the width of the batch, so that
+trimming all-padding columns of a training batch changes nothing. The user/session vector ``u``
 scores items by inner product with the item table; training uses full-softmax CE.
 
 Top-K over the whole catalogue (:func:`topk`): ``backend="torch"`` (matmul + topk,
@@ -88,6 +96,7 @@ class PersonaRetriever(nn.Module):
             self.persona_proj = nn.Sequential(nn.LayerNorm(persona_dim), nn.Linear(persona_dim, hidden))
         if fusion == "gate":
             self.gate = nn.Linear(2 * hidden, hidden)
+        self.empty = nn.Parameter(torch.randn(hidden) * 0.02)
         self.temperature = nn.Parameter(torch.tensor(10.0).log())
 
     def config(self) -> dict:
@@ -112,12 +121,18 @@ class PersonaRetriever(nn.Module):
             if persona is None:
                 persona = torch.zeros(b, self.persona_dim, device=seqs.device)
             p = self.persona_proj(persona.float())
+        pad = (seqs == 0).unsqueeze(-1)
         if self.fusion == "prefix":
-            x = torch.cat([p.unsqueeze(1) / max(self.hidden, 1) ** 0.5, x], 1)
+            n = seqs.shape[1] + 1
+            pos = self.encoder.pos.weight
+            tok = p.unsqueeze(1) / max(self.hidden, 1) ** 0.5 + ((pos[0] - pos[-n]) / x.shape[-1] ** 0.5)
+            x = torch.cat([tok, x], 1)
             keep = torch.cat([torch.ones(b, 1, device=seqs.device), keep], 1)
-            h = self.encoder(x, attention_mask(seqs, self.encoder.num_heads, prefix=1), keep)[:, 1:]
+            out = self.encoder(x, attention_mask(seqs, self.encoder.num_heads, prefix=1), keep)
+            h = torch.where(pad, out[:, :1].expand(-1, seqs.shape[1], -1), out[:, 1:])
         else:
             h = self.encoder(x, attention_mask(seqs, self.encoder.num_heads), keep)
+            h = torch.where(pad, self.empty.expand_as(h), h)
         if last_only:
             h = h[:, -1]
         if self.fusion == "gate":

@@ -38,17 +38,29 @@ def attention_mask(seqs: torch.Tensor, num_heads: int, prefix: int = 0) -> torch
 
 
 class CausalEncoder(nn.Module):
-    """Positional embedding + pre-LN causal transformer blocks + final LayerNorm."""
+    """Positional embedding + pre-LN causal transformer blocks + final LayerNorm.
 
-    def __init__(self, hidden: int, num_blocks: int, num_heads: int, max_positions: int, dropout: float):
+    ``input_norm=True`` (what :class:`SASRec` uses): item + positional embedding, both initialised
+    N(0, 0.02), go through a LayerNorm before the dropout and the first block, as in RecBole and
+    BERT, so the residual stream starts at unit scale with item and position in balance.
+    ``input_norm=False`` keeps the older input, ``x * sqrt(H) + pos`` with PyTorch's N(0, 1)
+    positional init (still used by the persona retriever): with item rows of norm <= 1 the
+    positions there outweigh the items about 8 : 1 at the start of training.
+    """
+
+    def __init__(self, hidden: int, num_blocks: int, num_heads: int, max_positions: int, dropout: float,
+                 inner_size: int | None = None, input_norm: bool = False):
         super().__init__()
         if hidden % num_heads:
             raise ConfigError(f"hidden ({hidden}) must be divisible by num_heads ({num_heads})")
         self.num_heads = num_heads
         self.pos = nn.Embedding(max_positions, hidden)
+        self.input_norm = nn.LayerNorm(hidden) if input_norm else None
+        if input_norm:
+            nn.init.normal_(self.pos.weight, std=0.02)
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList([
-            nn.TransformerEncoderLayer(hidden, num_heads, dim_feedforward=hidden, dropout=dropout,
+            nn.TransformerEncoderLayer(hidden, num_heads, dim_feedforward=inner_size or hidden, dropout=dropout,
                                        activation="gelu", batch_first=True, norm_first=True)
             for _ in range(num_blocks)
         ])
@@ -57,7 +69,8 @@ class CausalEncoder(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         """``x`` [B, n, H] embeddings, ``mask`` from :func:`attention_mask`, ``keep`` [B, n] float."""
         n = x.shape[1]
-        x = x * math.sqrt(x.shape[-1]) + self.pos.weight[-n:].unsqueeze(0)
+        pos = self.pos.weight[-n:].unsqueeze(0)
+        x = self.input_norm(x + pos) if self.input_norm is not None else x * math.sqrt(x.shape[-1]) + pos
         x = self.drop(x) * keep.unsqueeze(-1)
         for blk in self.blocks:
             x = blk(x, src_mask=mask) * keep.unsqueeze(-1)
@@ -109,11 +122,16 @@ class SASRec(nn.Module):
         loss_type: ``"ce"`` (full softmax over the catalogue) or ``"gbce"`` (gSASRec,
             Petrov & Macdonald 2023: uniform sampled negatives, calibrated BCE).
         num_negatives, gbce_t: gBCE settings.
+        inner_size: feed-forward width of each block (default ``hidden``, as in Kang & McAuley;
+            RecBole's default is 256).
+        input_norm: LayerNorm over item + positional embedding (see :class:`CausalEncoder`);
+            False is the older, position-dominated input.
     """
 
     def __init__(self, num_items: int, hidden: int = 64, num_blocks: int = 2, num_heads: int = 1,
                  max_len: int = 50, dropout: float = 0.2, item_init: np.ndarray | None = None,
-                 loss_type: str = "ce", num_negatives: int = 256, gbce_t: float = 0.75):
+                 loss_type: str = "ce", num_negatives: int = 256, gbce_t: float = 0.75,
+                 inner_size: int | None = None, input_norm: bool = True):
         super().__init__()
         if loss_type not in ("ce", "gbce"):
             raise ConfigError(f"loss_type must be 'ce' or 'gbce', got {loss_type!r}")
@@ -124,11 +142,13 @@ class SASRec(nn.Module):
         self.num_negatives = min(num_negatives, num_items - 1)
         self.beta = gbce_beta(self.num_negatives, num_items, gbce_t)
         self.items = LLMItemTable(num_items, hidden, item_init)
-        self.encoder = CausalEncoder(hidden, num_blocks, num_heads, max_len, dropout)
+        self.encoder = CausalEncoder(hidden, num_blocks, num_heads, max_len, dropout, inner_size, input_norm)
 
     def config(self) -> dict:
         return {"num_items": self.num_items, "hidden": self.hidden, "max_len": self.max_len,
                 "num_blocks": len(self.encoder.blocks), "num_heads": self.encoder.num_heads,
+                "inner_size": self.encoder.blocks[0].linear1.out_features,
+                "input_norm": self.encoder.input_norm is not None,
                 "dropout": self.encoder.drop.p, "loss_type": self.loss_type,
                 "num_negatives": self.num_negatives,
                 "item_init_dim": None if self.items.llm is None else int(self.items.llm.shape[1])}

@@ -27,7 +27,7 @@ import numpy as np
 from kgrec.errors import ConfigError, ModelError
 from kgrec.recommender.data import ItemVocab, pad_left
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class Recommender:
@@ -62,12 +62,14 @@ class Recommender:
 
     # ------------------------------------------------------------------ inference
     def recommend(self, user_persona: np.ndarray | None, session_items: Sequence[str], k: int = 10,
-                  exclude_seen: bool = False) -> list[tuple[str, float, bool]]:
+                  exclude_seen: bool = False, known_items: Sequence[str] = ()) -> list[tuple[str, float, bool]]:
         """Top-``k`` ``(item_id, score, from_persona)``, best first.
 
         ``score`` is the blended rerank score (``alpha * z(sasrec) + (1 - alpha) * z(retriever)``
         over the candidates). An unknown id in ``session_items`` raises ``NotFoundError``.
-        Session items stay recommendable unless ``exclude_seen``.
+        With ``exclude_seen`` the session items and ``known_items`` (the user's past items,
+        unknown ids ignored) are not recommended. An empty session is the session protocol's
+        cold start: the persona alone makes the query.
         """
         import torch
 
@@ -76,6 +78,9 @@ class Recommender:
 
         idx = self.vocab.encode(session_items)
         seq = torch.as_tensor(pad_left([idx], self.max_len))
+        if exclude_seen:
+            idx = np.unique(np.concatenate([idx, [self.vocab.index[i] for i in map(str, known_items)
+                                                  if i in self.vocab.index]]).astype(np.int64))
         use_persona = user_persona is not None and self.retriever.fusion != "none"
         with torch.inference_mode():
             if self.retriever.fusion != "none":
@@ -161,21 +166,3 @@ class Recommender:
             except Exception as e:  # torch.load raises many unpickling error types on corrupt files
                 raise ModelError(f"recommender weights {d / name} are missing, corrupt or incompatible: {e}") from e
         return cls(vocab, retriever, sasrec, alpha=cfg["alpha"], k=cfg["k"], backend=backend or cfg["backend"])
-
-
-def train_recommender(split_frames, item_emb, personas, *, fusion: str = "prefix", seed: int = 0,
-                      epochs: int = 50, k: int = 100, device: str = "cpu", progress=None, item_ids=None,
-                      max_len: int = 50, sasrec_kwargs=None, retriever_kwargs=None,
-                      fit_kwargs=None) -> Recommender:
-    """Train SASRec + the persona retriever on ``split.train`` (early stop on valid), tune alpha on valid."""
-    from kgrec.recommender.evaluate import prepare, train_retriever, train_sasrec
-    from kgrec.recommender.rerank import build_candidates, tune_alpha
-
-    prep = prepare(split_frames, item_emb, personas, {}, item_ids=item_ids, max_len=max_len)
-    common = {"epochs": epochs, "device": device, "progress": progress, "fit_kwargs": fit_kwargs}
-    sas, _ = train_sasrec(prep, seed, model_kwargs=sasrec_kwargs, **common)
-    source = "none" if fusion == "none" else "persona"
-    ret, _ = train_retriever(prep, fusion, source, seed, model_kwargs=retriever_kwargs, **common)
-    vc = build_candidates(ret, sas, prep.valid, prep.persona_rows(source, prep.valid.users), k=k, device=device)
-    alpha, _ = tune_alpha(vc)
-    return Recommender(prep.vocab, ret.cpu(), sas.cpu(), alpha=alpha, k=k)

@@ -51,18 +51,29 @@ def score_examples(model, examples: EvalExamples, persona: np.ndarray | None = N
 
 def evaluate_scorer(model, examples: EvalExamples, persona: np.ndarray | None = None, *,
                     head_mask: np.ndarray | None = None, exclude_seen: bool = False,
-                    batch_size: int = 512, device: str = "cpu") -> dict[str, float]:
-    """All metrics of a full-catalogue scorer on ``examples``."""
+                    batch_size: int = 512, device: str = "cpu", breakdown: bool = False):
+    """All metrics of a full-catalogue scorer on ``examples`` (``breakdown``: also the
+    prefix-length table, returned as ``(metrics, breakdown)``)."""
     import torch
 
     acc = None
     for sl, scores in score_examples(model, examples, persona, batch_size=batch_size, device=device):
         if acc is None:
-            acc = RankingAccumulator(scores.shape[1], head_mask, exclude_seen)
-        acc.update(scores.cpu(), torch.as_tensor(examples.targets[sl]), torch.as_tensor(examples.seqs[sl]))
-    if acc is None:
-        return RankingAccumulator(2).compute()
-    return acc.compute()
+            acc = RankingAccumulator(scores.shape[1], head_mask)
+        seen = examples.seen_matrix(sl) if exclude_seen else None
+        acc.update(scores.cpu(), torch.as_tensor(examples.targets[sl]), seen, examples.prefix_len[sl])
+    acc = acc or RankingAccumulator(2)
+    return (acc.compute(), acc.breakdown()) if breakdown else acc.compute()
+
+
+def _trim(inputs, targets):
+    """Drop the leading columns that are padding in every row of a batch (left-padded windows:
+    positions are counted from the right, so the result is unchanged and much cheaper for the
+    short windows of the session protocol)."""
+    used = (inputs != 0) | (targets != 0)
+    cols = used.any(0).nonzero()
+    start = int(cols[0]) if len(cols) else inputs.shape[1] - 1
+    return inputs[:, start:], targets[:, start:]
 
 
 @dataclass
@@ -70,17 +81,20 @@ class FitResult:
     best_epoch: int = -1
     best_valid_ndcg: float = float("-inf")
     history: list[dict] = field(default_factory=list)
+    stopped: bool = False  # ended by ``should_stop`` (not by patience)
 
 
 def fit(model, windows: TrainWindows, valid: EvalExamples, *, train_persona: np.ndarray | None = None,
         valid_persona: np.ndarray | None = None, epochs: int = 50, batch_size: int = 128,
         lr: float = 1e-3, weight_decay: float = 0.0, patience: int = 5, seed: int = 0,
         device: str = "cpu", progress: Callable[[str], None] | None = None,
-        name: str = "model", exclude_seen: bool = False) -> FitResult:
+        name: str = "model", exclude_seen: bool = False,
+        should_stop: Callable[[int], bool] | None = None) -> FitResult:
     """Adam training; after every epoch evaluate NDCG@10 on ``valid`` and keep the best weights.
 
-    Stops after ``patience`` epochs without improvement; the model ends with the best
-    validation state loaded. Fully determined by ``seed`` on CPU.
+    Stops after ``patience`` epochs without improvement, or when ``should_stop(epoch)``
+    (asked before each epoch after the first, e.g. a time budget) returns True; the model ends
+    with the best validation state loaded. Fully determined by ``seed`` on CPU.
     """
     import torch
 
@@ -96,13 +110,17 @@ def fit(model, windows: TrainWindows, valid: EvalExamples, *, train_persona: np.
     best_state = copy.deepcopy(model.state_dict())
     bad = 0
     for epoch in range(epochs):
+        if epoch and should_stop is not None and should_stop(epoch):
+            res.stopped = True
+            break
         model.train()
         perm = torch.randperm(len(inputs), generator=gen)
         total, n = 0.0, 0
         for s in range(0, len(perm), batch_size):
             idx = perm[s:s + batch_size]
             kw = {} if pers is None else {"persona": pers[idx].to(device)}
-            loss = model.training_loss(inputs[idx].to(device), targets[idx].to(device), generator=dgen, **kw)
+            x, y = _trim(inputs[idx], targets[idx])
+            loss = model.training_loss(x.to(device), y.to(device), generator=dgen, **kw)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)

@@ -8,9 +8,10 @@ Every function takes ``(store, settings, ..., progress)``; heavy libraries load 
 * The trained model lives in ``settings.models_dir / "recommender"``: the service files
   (:meth:`Recommender.save`) plus ``train.json`` (split fingerprint, persona version,
   chosen fusion, alpha, ...). A model trained on another build is refused.
-* :func:`recommend`: a known user gets the persona stored in the graph and, without a
-  session, their train + valid items in time order as history (a given session is the
-  whole history: it is not appended to theirs). **Unknown user ids are an
+* :func:`recommend`: a known user gets the persona stored in the graph; the model sees only
+  the given session (none: the persona alone answers, as for a session's first item under
+  the ``session`` protocol), and the user's train + valid items are not recommended again
+  (``exclude_seen``, the default). **Unknown user ids are an
   error; pass --session without --user for the anonymous / cold-start path**, which uses
   an inductive persona from the ``inductive`` hook (item ids -> vector) when given, and
   no persona otherwise (the result says which: :attr:`RecList.persona_source`).
@@ -106,26 +107,17 @@ def model_dir(settings) -> Path:
 def train(store, settings, *, epochs: int = 50, seed: int | None = None, device: str = "cpu", progress=None,
           fusions: Sequence[str] = ("prefix", "gate"), k: int = 100, max_len: int = 50,
           sasrec_kwargs=None, retriever_kwargs=None, fit_kwargs=None) -> Path:
-    """Train the production :class:`Recommender` and save it; returns the model directory.
+    """Train the production :class:`Recommender` with :func:`kgrec.recommender.recipe.train_pipeline`
+    under the ``session`` protocol (the product's task) and save it; returns the model directory."""
+    from kgrec.recommender.recipe import check_fusions, prepare, train_pipeline
 
-    Same recipe as :func:`kgrec.recommender.service.train_recommender` (SASRec + persona
-    retriever, early stop on valid, alpha tuned on valid) but SASRec is trained once and
-    the retriever once per fusion in ``fusions``; the fusion with the best validation
-    NDCG@10 is kept (first of ``fusions`` on ties).
-    """
-
-    from kgrec.recommender.evaluate import prepare, train_retriever, train_sasrec
-    from kgrec.recommender.rerank import build_candidates, tune_alpha
-    from kgrec.recommender.service import Recommender
-
-    if not fusions or any(f not in ("prefix", "gate") for f in fusions):
-        raise ConfigError(f"fusions must be a non-empty subset of ('prefix', 'gate'), got {fusions}")
+    fusions = check_fusions(fusions)
     progress = progress or NullProgress()
     apply_torch_threads(settings)
     seed = settings.seed if seed is None else seed
     inp = load_inputs(store, settings, progress)
     prep = prepare(inp.split, inp.item_table, inp.personas, inp.history_user, item_ids=inp.vocab.ids,
-                   max_len=max_len)
+                   max_len=max_len, protocol="session", exclude_seen=True)
     t0 = time.perf_counter()
     with progress.stage("train recommender", epochs * (1 + len(fusions))) as advance:
         say = progress.note
@@ -134,25 +126,24 @@ def train(store, settings, *, epochs: int = 50, seed: int | None = None, device:
             say(msg)
             advance(1)
 
-        common = {"epochs": epochs, "device": device, "progress": tick, "fit_kwargs": fit_kwargs}
-        sas, sres = train_sasrec(prep, seed, model_kwargs=sasrec_kwargs, **common)
-        valid, models = {}, {}
-        for f in fusions:
-            models[f], res = train_retriever(prep, f, "persona", seed, model_kwargs=retriever_kwargs, **common)
-            valid[f] = float(res.best_valid_ndcg)
-    chosen = max(fusions, key=lambda f: (valid[f], -list(fusions).index(f)))
-    ret = models[chosen]
-    vc = build_candidates(ret, sas, prep.valid, prep.persona_rows("persona", prep.valid.users), k=k,
-                          device=device)
-    alpha, _ = tune_alpha(vc)
-    rec = Recommender(prep.vocab, ret.cpu(), sas.cpu(), alpha=alpha, k=k)
+        tp = train_pipeline(prep, seed, epochs=epochs, fusions=fusions, k=k, device=device, progress=tick,
+                            sasrec_kwargs=sasrec_kwargs, retriever_kwargs=retriever_kwargs, fit_kwargs=fit_kwargs)
+    return save_pipeline(settings, inp, prep, tp, k=k, epochs=epochs, device=device,
+                         seconds=time.perf_counter() - t0)
+
+
+def save_pipeline(settings, inp: Inputs, prep, tp, *, k: int, epochs: int, device: str, seconds: float) -> Path:
+    """Save a :class:`~kgrec.recommender.recipe.TrainedPipeline` as the production recommender."""
+    from kgrec.recommender.service import Recommender
+
+    rec = Recommender(prep.vocab, tp.retriever.cpu(), tp.sasrec.cpu(), alpha=tp.alpha, k=k)
     out = rec.save(model_dir(settings))
-    meta = {"fingerprint": inp.fingerprint, "persona_version": inp.persona_version, "fusion": chosen,
-            "fusion_valid_NDCG@10": valid, "sasrec_valid_NDCG@10": float(sres.best_valid_ndcg),
-            "alpha": alpha, "k": k, "epochs": epochs, "seed": seed, "device": device,
+    meta = {"fingerprint": inp.fingerprint, "persona_version": inp.persona_version, "protocol": "session",
+            "fusion": tp.fusion, "fusion_valid_NDCG@10": tp.fusion_valid, "sasrec_valid_NDCG@10": tp.sasrec_valid,
+            "alpha": tp.alpha, "k": k, "epochs": epochs, "seed": tp.seed, "device": device,
             "n_items": len(prep.vocab) - 1, "n_personas": len(inp.personas),
             "persona_dim": int(next(iter(inp.personas.values())).shape[-1]),
-            "train_seconds": round(time.perf_counter() - t0, 2),
+            "train_seconds": round(seconds, 2),
             "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (out / TRAIN_META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return out
@@ -205,7 +196,7 @@ def load_context(store, settings) -> Context:
 
 def recommend(store, settings, *, user: str | None = None, session: Sequence[str] = (), k: int = 10,
               write: bool = False, run_id: str | None = None,
-              inductive: Callable[[list[str]], np.ndarray] | None = None, exclude_seen: bool = False,
+              inductive: Callable[[list[str]], np.ndarray] | None = None, exclude_seen: bool = True,
               context: Context | None = None, progress=None) -> RecList:
     """Top-``k`` :class:`Rec` rows for a known ``user`` and/or a ``session`` of item ids.
 
@@ -247,13 +238,12 @@ def recommend(store, settings, *, user: str | None = None, session: Sequence[str
                              f"trained with ({stored}); retrain the recommender")
         else:
             notes.append(f"user {user!r} has no persona; recommending without one")
-        if not session:
-            session = ctx.history.get(user, [])
     elif inductive is not None:
         persona, source = np.asarray(inductive(list(session)), dtype=np.float32), "inductive"
     else:
         notes.append("anonymous session and no inductive persona model: recommending without a persona")
-    top = model.recommend(persona, session, k=k, exclude_seen=exclude_seen)
+    known = ctx.history.get(user, []) if user is not None else []
+    top = model.recommend(persona, session, k=k, exclude_seen=exclude_seen, known_items=known)
     titles = ctx.titles or {}
     if top and ctx.titles is None:
         titles = {r["id"]: r["title"] for r in
@@ -268,25 +258,43 @@ def recommend(store, settings, *, user: str | None = None, session: Sequence[str
 
 
 def evaluate(store, settings, *, seeds: Sequence[int] = (0, 1, 2), epochs: int = 50, device: str = "cpu",
-             progress=None, out_dir: Path | None = None, users: int | None = None,
+             progress=None, out_dir: Path | None = None, users: int | None = None, protocol: str = "session",
+             exclude_seen: bool = True, save_model: bool = False, k: int = 100,
              **kwargs) -> tuple[Any, dict[str, Path]]:
     """:func:`evaluate_all` on the graph's inputs, then :func:`write_report` (``settings.reports_dir``
     unless ``out_dir``). ``users`` evaluates a seeded subsample of that many held-out users (the
-    whole catalogue is still ranked). ``kwargs`` go to ``evaluate_all`` (k, fusions, max_len, ...)."""
-
+    whole catalogue is still ranked). ``save_model`` (``session`` protocol, whole data) keeps the
+    first seed's pipeline as the production recommender, so that nothing is trained twice.
+    ``kwargs`` go to ``evaluate_all`` (fusions, max_len, fit_kwargs, ...)."""
     from kgrec.recommender.evaluate import evaluate_all, subsample_users, write_report
+    from kgrec.recommender.protocols import Protocol, check_protocol
 
+    protocol = check_protocol(protocol)
+    if save_model and (protocol is not Protocol.session or users is not None):
+        raise ConfigError("save_model needs the session protocol on the whole data (no --users)")
     progress = progress or NullProgress()
     apply_torch_threads(settings)
     inp = load_inputs(store, settings, progress)
-    with progress.stage("evaluate six models", None):
+    saved: dict[str, Path] = {}
+    t0 = time.perf_counter()
+
+    def keep(prep, tp) -> None:
+        if save_model and not saved:
+            saved["model"] = save_pipeline(settings, inp, prep, tp, k=k, epochs=epochs, device=device,
+                                           seconds=time.perf_counter() - t0)
+
+    with progress.stage(f"evaluate (protocol {protocol.value})", None):
         frames = inp.split if users is None else subsample_users(inp.split, users)
         results = evaluate_all(frames, inp.item_table, inp.personas, inp.history_user,
                                item_ids=inp.vocab.ids, seeds=list(seeds), epochs=epochs, device=device,
-                               progress=progress.note, **kwargs)
+                               progress=progress.note, protocol=protocol, exclude_seen=exclude_seen, k=k,
+                               on_pipeline=keep, **kwargs)
     results.extra.update({"fingerprint": inp.fingerprint, "persona_version": inp.persona_version,
-                          "epochs": epochs, "device": device, "user_subsample": users})
+                          "epochs": epochs, "device": device, "user_subsample": users,
+                          "seconds": round(time.perf_counter() - t0, 1)})
     paths = write_report(results, out_dir or settings.reports_dir)
+    if saved:
+        paths["model"] = saved["model"]
     return results, paths
 
 

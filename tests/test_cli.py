@@ -160,3 +160,9 @@ def test_link_dbpedia_with_local_oxigraph_then_all_from_cache(monkeypatch, capsy
     second = json.loads(out)
     assert second["queries_sent"] == 0 and second["cache_hits"] > 0
     assert second["counts"] == first["counts"]
+
+
+def test_evaluate_unknown_protocol_is_one_line_listing_the_choices(monkeypatch, capsys, settings) -> None:
+    code, _, err = run_cli(monkeypatch, capsys, settings, "evaluate", "--protocol", "nonsense")
+    assert code == 2 and err.count("\n") == 1
+    assert "nonsense" in err and "'session', 'loo'" in err

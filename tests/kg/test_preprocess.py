@@ -260,3 +260,18 @@ def test_shared_preprocess_is_fast_and_sound(kind, rel):
     assert len(sp.test) > 0
     if kind == "recbole":
         assert sp.stats["users_all_train"] == 0 and len(sp.test) == sp.stats["users"]
+
+
+def test_order_split_in_fixed_length_sessions():
+    """Order-only data with session_len: sessions of N items counted back from the last item."""
+    rows = [("A", c, np.nan) for c in "abcdefg"] + [("B", c, np.nan) for c in "abcde"]
+    sp = preprocess(make_ds(rows, Ordering.ORDER), k_core=1, session_len=2)
+    check_split_invariants(sp)
+    a = pd.concat([sp.train, sp.valid, sp.test]).query("user == 'A'").sort_values("order")
+    assert a["session"].tolist() == ["A#0", "A#1", "A#1", "A#2", "A#2", "A#3", "A#3"]
+    assert sp.test.query("user == 'A'")["item"].tolist() == ["f", "g"]
+    assert sp.valid.query("user == 'A'")["item"].tolist() == ["d", "e"]
+    assert sp.test.query("user == 'B'")["item"].tolist() == ["d", "e"]  # B: [a] [b c] [d e]
+    assert sp.train.query("user == 'B'")["item"].tolist() == ["a"]
+    short = preprocess(make_ds(rows[:4] + rows[7:], Ordering.ORDER), k_core=1, session_len=2)
+    assert short.test.query("user == 'A'").empty  # A: 4 items = 2 sessions, wholly in train

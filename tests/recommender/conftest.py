@@ -59,3 +59,34 @@ def make_split(seed: int = 0, sessions: int = 4, per_session: int = 4):
 @pytest.fixture(scope="session")
 def tiny():
     return make_split()
+
+
+@pytest.fixture(scope="module")
+def prepared(tiny):
+    from kgrec.recommender.recipe import prepare
+
+    split, emb, personas = tiny
+    return prepare(split, emb, personas, max_len=12)
+
+
+@pytest.fixture
+def train_loss():
+    """``train_loss(model, prep, steps, persona, seed)``: full-batch Adam steps, the losses."""
+    return _train_loss
+
+
+def _train_loss(model, prep, steps=30, persona=None, seed=0):
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    x = torch.as_tensor(prep.windows.inputs)
+    y = torch.as_tensor(prep.windows.targets)
+    kw = {} if persona is None else {"persona": torch.as_tensor(persona)}
+    g = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(steps):
+        loss = model.training_loss(x, y, generator=g, **kw)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return losses

@@ -6,16 +6,19 @@ import torch
 
 from kgrec.errors import ModelError, NotFoundError
 from kgrec.recommender.data import ItemVocab
+from kgrec.recommender.recipe import prepare, train_pipeline
 from kgrec.recommender.retriever import PersonaRetriever
 from kgrec.recommender.sasrec import SASRec
-from kgrec.recommender.service import Recommender, train_recommender
+from kgrec.recommender.service import Recommender
 
 
 @pytest.fixture(scope="module")
 def rec(tiny):
     split, emb, personas = tiny
-    return train_recommender(split, emb, personas, fusion="gate", epochs=2, k=20, max_len=12,
-                             sasrec_kwargs={"hidden": 16, "num_blocks": 1}, retriever_kwargs={"hidden": 16})
+    prep = prepare(split, emb, personas, max_len=12)
+    tp = train_pipeline(prep, 0, fusions=("gate",), epochs=2, k=20, sasrec_kwargs={"hidden": 16, "num_blocks": 1},
+                        retriever_kwargs={"hidden": 16})
+    return Recommender(prep.vocab, tp.retriever, tp.sasrec, alpha=tp.alpha, k=20)
 
 
 def test_recommend_shapes_and_flags(rec, tiny):
@@ -28,6 +31,8 @@ def test_recommend_shapes_and_flags(rec, tiny):
     assert rec.recommend(None, [], k=3)  # cold session still answers
     seen = {i for i, *_ in rec.recommend(personas["u1"], ["i3", "i5"], k=20, exclude_seen=True)}
     assert not seen & {"i3", "i5"}
+    known = {i for i, *_ in rec.recommend(personas["u1"], [], k=20, exclude_seen=True, known_items=["i1", "i2"])}
+    assert len(known) == 20 and not known & {"i1", "i2"}
 
 
 def test_unknown_item_raises_not_found(rec):

@@ -37,7 +37,7 @@ def test_alpha_tuned_on_validation_only():
     assert alpha == 1.0
     # the test set would prefer alpha = 0, but tuning never sees it
     assert tune_alpha(test_retr_good, grid=(0.0, 1.0))[0] == 0.0
-    m = evaluate_pipeline(test_retr_good, alpha, num_items=6)
+    m, _ = evaluate_pipeline(test_retr_good, alpha, num_items=6)
     assert m["HR@10"] == 1.0 and m["MRR"] == pytest.approx(1 / 4)
 
 
@@ -48,3 +48,20 @@ def test_target_outside_candidates_keeps_retriever_rank():
     ranks, top10 = pipeline_ranks(cs, 1.0)
     assert ranks.tolist() == [1, 37]
     assert top10.shape == (2, 5) and top10[0, 0] == 4
+
+
+def test_neighbour_prior_fills_union_slots_and_scores():
+    import torch
+
+    from kgrec.recommender.neighbours import PersonaNeighbours
+    from kgrec.recommender.rerank import _union
+
+    seqs = {"a": np.array([1, 2]), "b": np.array([2, 3]), "c": np.array([4])}
+    vec = {"a": np.array([1.0, 0.0]), "b": np.array([0.9, 0.1]), "c": np.array([0.0, 1.0])}
+    nb = PersonaNeighbours(vec, seqs, num_items=6, k=1)
+    s = nb.scores(["a", "zz"], {"zz": np.array([0.1, 1.0])})
+    # a's nearest other user is b (items 2, 3); a user outside the index uses the given vector (-> c)
+    assert s[0].nonzero()[0].tolist() == [2, 3] and s[1].nonzero()[0].tolist() == [4]
+    full = torch.tensor([[0.0, 5, 4, 3, 2, 1]])
+    prior = torch.tensor([[0.0, 0, 0, 0, 0, 9]])
+    assert _union(full, prior, 3, 1).tolist() == [[1, 2, 5]]

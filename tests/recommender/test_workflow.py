@@ -61,6 +61,8 @@ def test_train_recommend_write(store, settings) -> None:
     assert [r.rank for r in recs] == [1, 2, 3, 4, 5]
     assert all(r.title for r in recs) and all(isinstance(r.from_persona, bool) for r in recs)
     assert [r.score for r in recs] == sorted((r.score for r in recs), reverse=True)
+    # a new session of a known user: the persona answers, and their past items are not offered again
+    assert not {r.item for r in recs} & set(ctx.history[user])
     # without a context the model is loaded from disk: same answer
     assert [r.item for r in W.recommend(store, settings, user=user, k=5)] == [r.item for r in recs]
 
@@ -96,8 +98,14 @@ def test_train_recommend_write(store, settings) -> None:
 def test_evaluate_writes_report(store, settings) -> None:
     _build(store, settings)
     _write_personas(store, settings)
-    results, paths = W.evaluate(store, settings, seeds=(0,), epochs=1, k=30, **SMALL)
-    assert set(results) == set(MODEL_NAMES)
+    results, paths = W.evaluate(store, settings, seeds=(0,), epochs=1, k=30, save_model=True, **SMALL)
+    assert set(results) == set(MODEL_NAMES) and results.extra["protocol"] == "session"
+    # the evaluation's first pipeline is the production model: nothing is trained twice
+    assert paths["model"] == W.model_dir(settings) and '"protocol": "session"' in (
+        paths["model"] / W.TRAIN_META).read_text()
+    assert len(W.recommend(store, settings, user=min(W.load_inputs(store, settings).personas), k=3)) == 3
+    with pytest.raises(ConfigError, match="session protocol"):
+        W.evaluate(store, settings, seeds=(0,), epochs=1, protocol="loo", save_model=True, **SMALL)
     assert results.extra["persona_version"] == "test-v1"
     for kind in ("md", "json", "png"):
         assert paths[kind].is_file() and paths[kind].parent == settings.reports_dir

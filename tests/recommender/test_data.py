@@ -18,32 +18,6 @@ def test_vocab_padding_and_unknown():
         v.encode(["a", "zz"])
 
 
-def test_eval_examples_predict_every_item_of_heldout_session():
-    train = _frame([("u", "a", 1, 0, None, "s0"), ("u", "b", 2, 1, None, "s0")])
-    valid = _frame([("u", "c", 3, 2, None, "s1")])
-    test = _frame([("u", "d", 5, 3, None, "s2"), ("u", "e", 6, 4, None, "s2"), ("u", "f", 7, 5, None, "s2")])
-    v = D.ItemVocab.from_frames(train, valid, test)
-    ex = D.eval_examples([train, valid], test, v, max_len=4)
-    assert len(ex) == 3
-    assert v.decode(ex.targets) == ["d", "e", "f"]
-    assert ex.session_pos.tolist() == [0, 1, 2]
-    # left padded, history (train + valid) then earlier held-out items, truncated to max_len
-    assert ex.seqs[0].tolist() == [0] + v.encode(["a", "b", "c"]).tolist()
-    assert ex.seqs[2].tolist() == v.encode(["b", "c", "d", "e"]).tolist()
-    # valid: history is train only
-    exv = D.eval_examples([train], valid, v, max_len=4)
-    assert exv.seqs[0].tolist() == [0, 0] + v.encode(["a", "b"]).tolist()
-
-
-def test_order_data_one_example_per_user():
-    train = _frame([("u1", "a", np.nan, 0, None, "u1"), ("u1", "b", np.nan, 1, None, "u1"),
-                    ("u2", "b", np.nan, 0, None, "u2")])
-    test = _frame([("u1", "c", np.nan, 2, None, "u1"), ("u2", "a", np.nan, 1, None, "u2")])
-    v = D.ItemVocab.from_frames(train, test)
-    ex = D.eval_examples([train], test, v, max_len=3)
-    assert ex.users == ["u1", "u2"] and v.decode(ex.targets) == ["c", "a"]
-
-
 def test_training_windows_cover_all_prefixes_once():
     seqs = {"u": np.arange(1, 13), "w": np.array([3, 4]), "x": np.array([5])}
     w = D.training_windows(seqs, max_len=5)
@@ -55,8 +29,10 @@ def test_training_windows_cover_all_prefixes_once():
             if tgt[t]:
                 pairs.add((int(inp[t]), int(tgt[t])))
     assert {(i, i + 1) for i in range(1, 12)} <= pairs and (3, 4) in pairs
-    assert len(D.training_prefixes(seqs, 5)) == 12
     assert w.inputs.shape == (len(w), 5)
+    # with the empty prefix, each sequence's first item is a target of a padding input
+    e = D.training_windows([("u", np.array([3, 4])), ("u", np.array([7]))], max_len=3, empty_prefix=True)
+    assert e.inputs.tolist() == [[0, 0, 3], [0, 0, 0]] and e.targets.tolist() == [[0, 3, 4], [0, 0, 7]]
 
 
 def test_align_embeddings_and_personas():
@@ -73,7 +49,24 @@ def test_import_is_light():
     import sys
 
     code = ("import sys; import kgrec.recommender.data, kgrec.recommender.metrics, kgrec.recommender.evaluate, "
-            "kgrec.recommender.rerank, kgrec.recommender.service, kgrec.recommender.baselines; "
+            "kgrec.recommender.rerank, kgrec.recommender.service, kgrec.recommender.baselines, "
+            "kgrec.recommender.recipe, kgrec.recommender.protocols, kgrec.recommender.workflow; "
             "print(any(m in sys.modules for m in ('torch', 'faiss', 'matplotlib')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_production_training_does_not_import_the_evaluation_harness():
+    import subprocess
+    import sys
+
+    code = ("import sys, kgrec.recommender.workflow, kgrec.recommender.recipe, kgrec.recommender.service; "
+            "print('kgrec.recommender.evaluate' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    import inspect
+
+    from kgrec.recommender import recipe, workflow
+
+    for src in (inspect.getsource(recipe), inspect.getsource(workflow.train)):
+        assert "from kgrec.recommender.evaluate" not in src and "import evaluate" not in src

@@ -70,8 +70,6 @@ def test_long_tail_definition():
 
 def test_exclude_seen_option():
     s = torch.tensor([[0.0, 9.0, 8.0, 7.0]])
-    seqs = torch.tensor([[0, 1]])
-    acc = RankingAccumulator(4, exclude_seen=False)
-    assert acc.update(s, torch.tensor([2]), seqs).tolist() == [2]
-    acc = RankingAccumulator(4, exclude_seen=True)
-    assert acc.update(s, torch.tensor([2]), seqs).tolist() == [1]
+    seen = torch.tensor([[0, 1]])
+    assert RankingAccumulator(4).update(s, torch.tensor([2])).tolist() == [2]
+    assert RankingAccumulator(4).update(s, torch.tensor([2]), seen).tolist() == [1]
