@@ -194,6 +194,26 @@ def load_context(store, settings) -> Context:
     return Context(Recommender.load(d), meta, history)
 
 
+def _user_persona(store, ctx: Context, user: str, notes: list[str]) -> tuple[np.ndarray | None, str]:
+    """A known user's stored persona (from the snapshot or the graph) and its source; notes a stale one."""
+    if ctx.personas is not None:
+        hit = ctx.personas.get(user)
+        rows = [] if hit is None else [{"persona": hit[0], "version": hit[1]}]
+    else:
+        rows = store.run("recommend_user", {"user": user}, read_only=True)
+    if not rows:
+        raise NotFoundError(f"unknown user id {user!r}; pass --session without --user for the "
+                            "anonymous / cold-start path")
+    if rows[0]["persona"] is None:
+        notes.append(f"user {user!r} has no persona; recommending without one")
+        return None, "none"
+    stored = ctx.meta.get("persona_version")
+    if stored is not None and rows[0]["version"] is not None and str(rows[0]["version"]) != str(stored):
+        notes.append(f"persona version {rows[0]['version']} differs from the one the model was "
+                     f"trained with ({stored}); retrain the recommender")
+    return np.asarray(rows[0]["persona"], dtype=np.float32), "graph"
+
+
 def recommend(store, settings, *, user: str | None = None, session: Sequence[str] = (), k: int = 10,
               write: bool = False, run_id: str | None = None,
               inductive: Callable[[list[str]], np.ndarray] | None = None, exclude_seen: bool = True,
@@ -222,22 +242,7 @@ def recommend(store, settings, *, user: str | None = None, session: Sequence[str
     notes = list(ctx.notes)
     persona, source = None, "none"
     if user is not None:
-        if ctx.personas is not None:
-            hit = ctx.personas.get(user)
-            rows = [] if hit is None else [{"persona": hit[0], "version": hit[1]}]
-        else:
-            rows = store.run("recommend_user", {"user": user}, read_only=True)
-        if not rows:
-            raise NotFoundError(f"unknown user id {user!r}; pass --session without --user for the "
-                                "anonymous / cold-start path")
-        if rows[0]["persona"] is not None:
-            persona, source = np.asarray(rows[0]["persona"], dtype=np.float32), "graph"
-            stored = ctx.meta.get("persona_version")
-            if stored is not None and rows[0]["version"] is not None and str(rows[0]["version"]) != str(stored):
-                notes.append(f"persona version {rows[0]['version']} differs from the one the model was "
-                             f"trained with ({stored}); retrain the recommender")
-        else:
-            notes.append(f"user {user!r} has no persona; recommending without one")
+        persona, source = _user_persona(store, ctx, user, notes)
     elif inductive is not None:
         persona, source = np.asarray(inductive(list(session)), dtype=np.float32), "inductive"
     else:

@@ -81,8 +81,7 @@ def _ring(n_users=40, n_items=15, length=12, seed=0):
 def _examples(seqs, max_len):
     users = list(seqs)
     hist = [seqs[u][:-1] for u in users]
-    return D.EvalExamples(users, D.pad_left(hist, max_len), np.array([seqs[u][-1] for u in users]),
-                          np.zeros(len(users), dtype=np.int64))
+    return D.make_examples(users, hist, [int(seqs[u][-1]) for u in users], [len(h) for h in hist], hist, max_len)
 
 
 def test_learns_a_sequential_rule_with_default_inputs():
