@@ -84,7 +84,7 @@ def aggregate(runs: Sequence[Mapping[str, float]], metrics: Sequence[str] = METR
         v = np.array([r.get(m, math.nan) for r in runs], dtype=np.float64)
         ok = v[~np.isnan(v)]
         out[m] = {"mean": float(ok.mean()) if len(ok) else math.nan,
-                  "std": float(ok.std(ddof=1)) if len(ok) > 1 else 0.0}
+                  "std": float(ok.std(ddof=1)) if len(ok) > 1 else 0.0, "n": len(ok)}
     return out
 
 
@@ -361,11 +361,20 @@ def claims_table(results: Mapping) -> list[str]:
             ca, cb = results[a][m], results[b][m]
             if any(v is None or math.isnan(v) for v in (ca["mean"], cb["mean"])):
                 continue
-            d = ca["mean"] - cb["mean"]
-            bar = 2 * max(ca["std"], cb["std"])
-            verdict = "yes" if d > bar else ("no (better, within 2 std)" if d > 0 else "no (worse)")
-            lines.append(f"| {what} | {m} | {_fmt(ca)} | {_fmt(cb)} | {d:+.4f} | {verdict} |")
+            lines.append(f"| {what} | {m} | {_fmt(ca)} | {_fmt(cb)} | {ca['mean'] - cb['mean']:+.4f} | "
+                         f"{_verdict(ca, cb)} |")
     return lines
+
+
+def _verdict(ca: Mapping, cb: Mapping) -> str:
+    """Whether ``ca`` beats ``cb`` by more than 2 std; with one seed there is no std to judge by."""
+    d = ca["mean"] - cb["mean"]
+    direction = "better" if d > 0 else ("equal" if d == 0 else "worse")
+    if min(ca.get("n", 2), cb.get("n", 2)) < 2:
+        return f"n/a: 1 seed ({direction})"
+    if d > 2 * max(ca["std"], cb["std"]):
+        return "yes"
+    return "no (better, within 2 std)" if d > 0 else f"no ({direction})"
 
 
 def _report_markdown(results: Mapping, extra: Mapping) -> str:

@@ -30,7 +30,7 @@ def test_evaluate_all_end_to_end(tiny, tmp_path, monkeypatch, protocol, seeds):
     for name, mets in res.items():
         assert set(mets) == METRICS, name
         for cell in mets.values():
-            assert set(cell) == {"mean", "std"}
+            assert set(cell) == {"mean", "std", "n"} and cell["n"] <= len(seeds)  # n: seeds with a value
             assert math.isnan(cell["mean"]) or 0.0 <= cell["mean"] <= 1.0
     assert res["popularity"]["HR@10"]["std"] == 0.0
     assert set(res.extra["fusion"]) == {"prefix", "gate"}
@@ -92,3 +92,15 @@ def test_runs_over_disjoint_seeds_merge_into_one_table(tiny, tmp_path):
         for metric in ("HR@10", "NDCG@10", "MRR"):
             assert merged[model][metric]["mean"] == pytest.approx(both[model][metric]["mean"]), (model, metric)
             assert merged[model][metric]["std"] == pytest.approx(both[model][metric]["std"]), (model, metric)
+
+
+def test_claims_need_two_seeds_to_clear_the_2_std_bar():
+    one = {"full_pipeline": E.aggregate([{"HR@10": 0.2}]), "sasrec": E.aggregate([{"HR@10": 0.1}])}
+    row = next(r for r in E.claims_table(one) if "SASRec" in r and "HR@10" in r)
+    assert row.endswith("| n/a: 1 seed (better) |")  # no std from one seed: no verdict
+    three = {"full_pipeline": E.aggregate([{"HR@10": v} for v in (0.20, 0.21, 0.22)]),
+             "sasrec": E.aggregate([{"HR@10": v} for v in (0.10, 0.11, 0.12)])}
+    assert next(r for r in E.claims_table(three) if "SASRec" in r and "HR@10" in r).endswith("| yes |")
+    close = {"full_pipeline": E.aggregate([{"HR@10": v} for v in (0.10, 0.15, 0.20)]),
+             "sasrec": E.aggregate([{"HR@10": v} for v in (0.10, 0.11, 0.12)])}
+    assert "within 2 std" in next(r for r in E.claims_table(close) if "SASRec" in r and "HR@10" in r)
