@@ -147,15 +147,26 @@ class TrainWindows:
 
 
 def training_windows(seqs: Mapping[str, np.ndarray] | Sequence[tuple[str, np.ndarray]],
-                     max_len: int = DEFAULT_MAX_LEN, *, empty_prefix: bool = False) -> TrainWindows:
+                     max_len: int = DEFAULT_MAX_LEN, *, empty_prefix: bool = False,
+                     stride: int | None = None) -> TrainWindows:
     """All prefixes of every sequence, packed as causal windows (see module docstring).
 
     ``seqs`` maps a user to a sequence, or is a list of ``(user, sequence)`` pairs (several
     sessions per user). With ``empty_prefix`` the first item of each sequence is a target
     too, predicted from nothing (a padding input): the session protocol's cold start.
+
+    ``stride`` (default ``max_len``: windows side by side) makes the windows overlap: a window
+    ends every ``stride`` targets and trains only its last ``stride`` positions (the others are
+    padding targets), so every target is still trained exactly once per epoch, now with at
+    least ``max_len - stride`` items of context (or all that precede it), as at evaluation,
+    where the input is the last ``max_len`` items. Costs ``max_len / stride`` times more
+    encoder work; the softmax work is unchanged.
     """
     if max_len < 1:
         raise ConfigError(f"max_len must be >= 1, got {max_len}")
+    step = max_len if stride is None else int(stride)
+    if not 1 <= step <= max_len:
+        raise ConfigError(f"stride must be in 1..max_len={max_len}, got {stride}")
     pairs = seqs.items() if isinstance(seqs, Mapping) else seqs
     users, ins, tgs = [], [], []
     for u, s in pairs:
@@ -170,10 +181,12 @@ def training_windows(seqs: Mapping[str, np.ndarray] | Sequence[tuple[str, np.nda
         end = len(s) - 1  # build windows from the end backwards
         while end > 0:
             start = max(0, end - max_len)
+            tg = s[start + 1:end + 1].copy()
+            tg[:max(0, end - step - start)] = PAD  # trained by the window before this one
             users.append(u)
             ins.append(s[start:end])
-            tgs.append(s[start + 1:end + 1])
-            end = start
+            tgs.append(tg)
+            end = max(0, end - step)
     return TrainWindows(users, pad_left(ins, max_len), pad_left(tgs, max_len))
 
 

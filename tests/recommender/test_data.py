@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kgrec.errors import NotFoundError
+from kgrec.errors import ConfigError, NotFoundError
 from kgrec.recommender import data as D
 
 
@@ -33,6 +33,25 @@ def test_training_windows_cover_all_prefixes_once():
     # with the empty prefix, each sequence's first item is a target of a padding input
     e = D.training_windows([("u", np.array([3, 4])), ("u", np.array([7]))], max_len=3, empty_prefix=True)
     assert e.inputs.tolist() == [[0, 0, 3], [0, 0, 0]] and e.targets.tolist() == [[0, 3, 4], [0, 0, 7]]
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3, 5])
+def test_strided_windows_train_each_target_once_with_context(stride):
+    seq = np.arange(1, 13)  # targets 2..12, each predicted from the items before it
+    w = D.training_windows({"u": seq}, max_len=5, stride=stride)
+    seen: list[int] = []
+    for inp, tgt in zip(w.inputs, w.targets, strict=True):
+        for t in np.nonzero(tgt)[0]:
+            context = inp[:t + 1][inp[:t + 1] != 0]
+            # the input up to the target is the items just before it
+            assert context.tolist() == list(range(int(tgt[t]) - len(context), int(tgt[t])))
+            # at least max_len - stride items of context, or all that precede the target
+            assert len(context) >= min(5 - stride + 1, int(tgt[t]) - 1)
+            seen.append(int(tgt[t]))
+    assert sorted(seen) == list(range(2, 13))
+    assert len(w) == -(-11 // stride)
+    with pytest.raises(ConfigError, match="stride"):
+        D.training_windows({"u": seq}, max_len=5, stride=6)
 
 
 def test_align_embeddings_and_personas():
