@@ -146,7 +146,8 @@ def export_atomic(frames, out_dir: Path, max_len: int) -> dict[str, int]:
     return counts
 
 
-def run_ours(frames, *, epochs: int, patience: int, threads: int, seed: int, say, budget: Budget) -> dict:
+def run_ours(frames, *, epochs: int, patience: int, threads: int, seed: int, say, budget: Budget,
+             batch_size: int = HP["batch_size"], stride: int | None = None) -> dict:
     import torch
 
     from kgrec.recommender import data as D
@@ -159,13 +160,13 @@ def run_ours(frames, *, epochs: int, patience: int, threads: int, seed: int, say
     torch.set_num_threads(threads)
     ml = HP["max_len"]
     vocab = D.ItemVocab.from_frames(frames["train"], frames["valid"], frames["test"], items=frames["items"])
-    loo = loo_examples(frames["train"], frames["valid"], frames["test"], vocab, ml)
+    loo = loo_examples(frames["train"], frames["valid"], frames["test"], vocab, ml, stride=stride)
     windows, valid, test = loo.windows, loo.valid, loo.test
     seed_everything(seed)
     model = SASRec(len(vocab), hidden=HP["hidden"], num_blocks=HP["num_blocks"], num_heads=HP["num_heads"],
                    inner_size=HP["inner_size"], max_len=ml, dropout=HP["dropout"], loss_type="ce")
     stamps = [time.perf_counter()]
-    res = fit(model, windows, valid, epochs=epochs, batch_size=HP["batch_size"], lr=HP["lr"], patience=patience,
+    res = fit(model, windows, valid, epochs=epochs, batch_size=batch_size, lr=HP["lr"], patience=patience,
               seed=seed, name="kgrec",
               progress=lambda m: (stamps.append(time.perf_counter()), say(f"  [{stamps[-1] - t0:6.0f} s] {m}")),
               should_stop=lambda _e: budget(stamps[-1] - stamps[-2]))
@@ -176,7 +177,8 @@ def run_ours(frames, *, epochs: int, patience: int, threads: int, seed: int, say
     n_ep = len(stamps) - 1
     out.update(epochs_run=n_ep, best_epoch=res.best_epoch + 1, deadline_stop=res.stopped, best_valid_ndcg=res.best_valid_ndcg,
                s_per_epoch=(stamps[-1] - stamps[0]) / max(1, n_ep), wall_s=time.perf_counter() - t0,
-               train_rows=len(windows), steps_per_epoch=-(-len(windows) // HP["batch_size"]))
+               train_rows=len(windows), steps_per_epoch=-(-len(windows) // batch_size),
+               batch_windows=batch_size, stride=stride or ml)
     return out
 
 
@@ -345,6 +347,12 @@ def main() -> None:
     ap.add_argument("--log", type=Path, default=None, help="also write the output here")
     ap.add_argument("--recbole-venv", type=Path,
                     default=Path(os.environ.get("KGREC_RECBOLE_VENV", REPO / "benchmarks" / ".venv-recbole")))
+    ap.add_argument("--ours-batch", type=int, default=HP["batch_size"],
+                    help="our side's batch in windows (a window holds up to max_len targets; RecBole's batch "
+                         "row is one target)")
+    ap.add_argument("--stride", type=int, default=None,
+                    help="our side's training-window stride (default max_len: side by side; 1 = one window "
+                         "per target, as RecBole's prefix rows)")
     ap.add_argument("--side", choices=("both", "ours", "recbole"), default="both")
     ap.add_argument("--parallel", action="store_true",
                     help="train both sides at the same time (RecBole in its subprocess), each timed on its own")
@@ -387,8 +395,12 @@ def main() -> None:
         finish = start_recbole(data_dir, work, a.recbole_venv, **rb_kw)
     if a.side in ("both", "ours"):
         say("training kgrec SASRec ...")
-        rows.append(("kgrec SASRec", run_ours(frames, epochs=a.epochs, patience=a.patience, threads=a.threads,
-                                              seed=a.seed, say=say, budget=budget)))
+        label = "kgrec SASRec" + ("" if (a.ours_batch, a.stride) == (HP["batch_size"], None)
+                                  else f" (batch {a.ours_batch} windows, stride {a.stride or HP['max_len']})")
+        say(f"our side: batch {a.ours_batch} windows, window stride {a.stride or HP['max_len']}")
+        rows.append((label, run_ours(frames, epochs=a.epochs, patience=a.patience, threads=a.threads,
+                                     seed=a.seed, say=say, budget=budget, batch_size=a.ours_batch,
+                                     stride=a.stride)))
     if a.side != "ours":
         if finish is None:
             say("training RecBole 1.2.1 SASRec ...")

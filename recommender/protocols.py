@@ -116,8 +116,10 @@ def session_examples(train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFram
 
 
 def loo_examples(train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, vocab: D.ItemVocab,
-                 max_len: int = 50, eval_users: Iterable[str] | None = None) -> ProtocolData:
-    """The ``loo`` protocol: last item test, second to last validation, full history as input."""
+                 max_len: int = 50, eval_users: Iterable[str] | None = None,
+                 stride: int | None = None) -> ProtocolData:
+    """The ``loo`` protocol: last item test, second to last validation, full history as input.
+    ``stride``: of the training windows (:func:`kgrec.recommender.data.training_windows`)."""
     import pandas as pd
 
     from kgrec.recommender import data as D
@@ -141,7 +143,7 @@ def loo_examples(train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, v
             tg.append(int(s[cut]))
             pl.append(cut)
             sn.append(s[:cut])
-    windows = D.training_windows(train_seqs, max_len)
+    windows = D.training_windows(train_seqs, max_len, stride=stride)
     valid_ex, test_ex = (D.make_examples(*held[n], max_len) for n in ("valid", "test"))
     return ProtocolData(Protocol.loo, windows, valid_ex, test_ex)
 
