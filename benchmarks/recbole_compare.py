@@ -147,7 +147,7 @@ def export_atomic(frames, out_dir: Path, max_len: int) -> dict[str, int]:
 
 
 def run_ours(frames, *, epochs: int, patience: int, threads: int, seed: int, say, budget: Budget,
-             batch_size: int = HP["batch_size"], stride: int | None = None) -> dict:
+             batch_size: int = HP["batch_size"], stride: int | None = None, norm_first: bool = True) -> dict:
     import torch
 
     from kgrec.recommender import data as D
@@ -164,7 +164,8 @@ def run_ours(frames, *, epochs: int, patience: int, threads: int, seed: int, say
     windows, valid, test = loo.windows, loo.valid, loo.test
     seed_everything(seed)
     model = SASRec(len(vocab), hidden=HP["hidden"], num_blocks=HP["num_blocks"], num_heads=HP["num_heads"],
-                   inner_size=HP["inner_size"], max_len=ml, dropout=HP["dropout"], loss_type="ce")
+                   inner_size=HP["inner_size"], max_len=ml, dropout=HP["dropout"], loss_type="ce",
+                   norm_first=norm_first)
     stamps = [time.perf_counter()]
     res = fit(model, windows, valid, epochs=epochs, batch_size=batch_size, lr=HP["lr"], patience=patience,
               seed=seed, name="kgrec",
@@ -178,7 +179,7 @@ def run_ours(frames, *, epochs: int, patience: int, threads: int, seed: int, say
     out.update(epochs_run=n_ep, best_epoch=res.best_epoch + 1, deadline_stop=res.stopped, best_valid_ndcg=res.best_valid_ndcg,
                s_per_epoch=(stamps[-1] - stamps[0]) / max(1, n_ep), wall_s=time.perf_counter() - t0,
                train_rows=len(windows), steps_per_epoch=-(-len(windows) // batch_size),
-               batch_windows=batch_size, stride=stride or ml)
+               batch_windows=batch_size, stride=stride or ml, norm_first=norm_first)
     return out
 
 
@@ -353,6 +354,8 @@ def main() -> None:
     ap.add_argument("--stride", type=int, default=None,
                     help="our side's training-window stride (default max_len: side by side; 1 = one window "
                          "per target, as RecBole's prefix rows)")
+    ap.add_argument("--post-ln", action="store_true",
+                    help="our side with post-LN blocks (RecBole's layout) instead of our default pre-LN")
     ap.add_argument("--side", choices=("both", "ours", "recbole"), default="both")
     ap.add_argument("--parallel", action="store_true",
                     help="train both sides at the same time (RecBole in its subprocess), each timed on its own")
@@ -395,12 +398,14 @@ def main() -> None:
         finish = start_recbole(data_dir, work, a.recbole_venv, **rb_kw)
     if a.side in ("both", "ours"):
         say("training kgrec SASRec ...")
-        label = "kgrec SASRec" + ("" if (a.ours_batch, a.stride) == (HP["batch_size"], None)
-                                  else f" (batch {a.ours_batch} windows, stride {a.stride or HP['max_len']})")
-        say(f"our side: batch {a.ours_batch} windows, window stride {a.stride or HP['max_len']}")
+        ours = f"batch {a.ours_batch} windows, window stride {a.stride or HP['max_len']}, " + \
+            ("post-LN" if a.post_ln else "pre-LN")
+        label = "kgrec SASRec" + ("" if (a.ours_batch, a.stride, a.post_ln) == (HP["batch_size"], None, False)
+                                  else f" ({ours})")
+        say(f"our side: {ours}")
         rows.append((label, run_ours(frames, epochs=a.epochs, patience=a.patience, threads=a.threads,
                                      seed=a.seed, say=say, budget=budget, batch_size=a.ours_batch,
-                                     stride=a.stride)))
+                                     stride=a.stride, norm_first=not a.post_ln)))
     if a.side != "ours":
         if finish is None:
             say("training RecBole 1.2.1 SASRec ...")

@@ -46,10 +46,14 @@ class CausalEncoder(nn.Module):
     ``input_norm=False`` keeps the older input, ``x * sqrt(H) + pos`` with PyTorch's N(0, 1)
     positional init (still used by the persona retriever): with item rows of norm <= 1 the
     positions there outweigh the items about 8 : 1 at the start of training.
+
+    ``norm_first=True`` (the default) is pre-LN blocks with a final LayerNorm; ``False`` is
+    post-LN blocks (LayerNorm after each residual sum, no final LayerNorm), as in the original
+    Transformer, Kang & McAuley's SASRec and RecBole.
     """
 
     def __init__(self, hidden: int, num_blocks: int, num_heads: int, max_positions: int, dropout: float,
-                 inner_size: int | None = None, input_norm: bool = False):
+                 inner_size: int | None = None, input_norm: bool = False, norm_first: bool = True):
         super().__init__()
         if hidden % num_heads:
             raise ConfigError(f"hidden ({hidden}) must be divisible by num_heads ({num_heads})")
@@ -61,10 +65,10 @@ class CausalEncoder(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList([
             nn.TransformerEncoderLayer(hidden, num_heads, dim_feedforward=inner_size or hidden, dropout=dropout,
-                                       activation="gelu", batch_first=True, norm_first=True)
+                                       activation="gelu", batch_first=True, norm_first=norm_first)
             for _ in range(num_blocks)
         ])
-        self.norm = nn.LayerNorm(hidden)
+        self.norm = nn.LayerNorm(hidden) if norm_first else nn.Identity()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         """``x`` [B, n, H] embeddings, ``mask`` from :func:`attention_mask`, ``keep`` [B, n] float."""
@@ -126,12 +130,13 @@ class SASRec(nn.Module):
             RecBole's default is 256).
         input_norm: LayerNorm over item + positional embedding (see :class:`CausalEncoder`);
             False is the older, position-dominated input.
+        norm_first: pre-LN (True) or post-LN (False) blocks, see :class:`CausalEncoder`.
     """
 
     def __init__(self, num_items: int, hidden: int = 64, num_blocks: int = 2, num_heads: int = 1,
                  max_len: int = 50, dropout: float = 0.2, item_init: np.ndarray | None = None,
                  loss_type: str = "ce", num_negatives: int = 256, gbce_t: float = 0.75,
-                 inner_size: int | None = None, input_norm: bool = True):
+                 inner_size: int | None = None, input_norm: bool = True, norm_first: bool = True):
         super().__init__()
         if loss_type not in ("ce", "gbce"):
             raise ConfigError(f"loss_type must be 'ce' or 'gbce', got {loss_type!r}")
@@ -142,13 +147,15 @@ class SASRec(nn.Module):
         self.num_negatives = min(num_negatives, num_items - 1)
         self.beta = gbce_beta(self.num_negatives, num_items, gbce_t)
         self.items = LLMItemTable(num_items, hidden, item_init)
-        self.encoder = CausalEncoder(hidden, num_blocks, num_heads, max_len, dropout, inner_size, input_norm)
+        self.encoder = CausalEncoder(hidden, num_blocks, num_heads, max_len, dropout, inner_size, input_norm,
+                                     norm_first)
 
     def config(self) -> dict:
         return {"num_items": self.num_items, "hidden": self.hidden, "max_len": self.max_len,
                 "num_blocks": len(self.encoder.blocks), "num_heads": self.encoder.num_heads,
                 "inner_size": self.encoder.blocks[0].linear1.out_features,
                 "input_norm": self.encoder.input_norm is not None,
+                "norm_first": self.encoder.blocks[0].norm_first,
                 "dropout": self.encoder.drop.p, "loss_type": self.loss_type,
                 "num_negatives": self.num_negatives,
                 "item_init_dim": None if self.items.llm is None else int(self.items.llm.shape[1])}

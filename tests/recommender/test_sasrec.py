@@ -47,19 +47,32 @@ def test_inner_size_and_config_round_trip():
     legacy = SASRec(30, hidden=16, input_norm=False)
     with pytest.raises(RuntimeError):
         legacy.load_state_dict(m.state_dict())
+    # post-LN (RecBole's block layout): no final LayerNorm, recorded in the config
+    post = SASRec(30, hidden=16, norm_first=False)
+    pc = post.config()
+    assert pc["norm_first"] is False and not any(b.norm_first for b in post.encoder.blocks)
+    assert isinstance(post.encoder.norm, torch.nn.Identity)
+    pc.pop("item_init_dim")
+    SASRec(**pc).load_state_dict(post.state_dict())
+    with pytest.raises(RuntimeError):  # pre-LN has the final LayerNorm's weights
+        SASRec(30, hidden=16).load_state_dict(post.state_dict())
+    old = {k: v for k, v in cfg.items() if k != "norm_first"}  # configs saved before the option
+    assert SASRec(**old).config()["norm_first"] is True
 
 
-def test_more_left_padding_changes_nothing():
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_more_left_padding_changes_nothing(norm_first):
     torch.manual_seed(0)
-    m = _eval(SASRec(20, hidden=16, num_blocks=2, num_heads=2, max_len=10))
+    m = _eval(SASRec(20, hidden=16, num_blocks=2, num_heads=2, max_len=10, norm_first=norm_first))
     short = torch.tensor([[0, 0, 3, 7, 5]])
     long = torch.tensor([[0, 0, 0, 0, 0, 0, 0, 3, 7, 5]])
     assert torch.allclose(m.score(short), m.score(long), atol=1e-5)
 
 
-def test_causal_states_ignore_later_items():
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_causal_states_ignore_later_items(norm_first):
     torch.manual_seed(0)
-    m = _eval(SASRec(20, hidden=16, num_blocks=2, num_heads=2, max_len=6))
+    m = _eval(SASRec(20, hidden=16, num_blocks=2, num_heads=2, max_len=6, norm_first=norm_first))
     a = torch.tensor([[0, 4, 9, 2, 11, 6]])
     b = torch.tensor([[0, 4, 9, 2, 13, 1]])
     ha, hb = m.hidden_states(a), m.hidden_states(b)
