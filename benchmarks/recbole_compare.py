@@ -363,8 +363,9 @@ def main() -> None:
                     help="HH:MM UTC: neither side starts an epoch that, at its last epoch's pace, would end "
                          "later (the table marks a side stopped so)")
     ap.add_argument("--recbole-result", type=Path, default=None,
-                    help="with --side ours: add the RecBole row saved by an earlier --side recbole run on the "
-                         "same exported split (checked by its hash; the table says so)")
+                    help="with --side ours: add the RecBole row saved by a --side recbole run on the same "
+                         "exported split (checked by its hash; the table says so), waiting for it if that run "
+                         "is still going")
     a = ap.parse_args()
     say = Tee(a.log)
     t_all = time.perf_counter()
@@ -417,6 +418,9 @@ def main() -> None:
         (work / "recbole-result.json").write_text(json.dumps({"split_sha256": digest, "started": started, **rb}))
         say(f"RecBole result saved to {work / 'recbole-result.json'}")
     elif a.recbole_result:
+        while not a.recbole_result.exists():  # a --side recbole run still going: wait for its result
+            say(f"waiting for {a.recbole_result} ...")
+            time.sleep(60)
         saved = json.loads(a.recbole_result.read_text())
         if saved.get("split_sha256") != digest:
             raise SystemExit(f"{a.recbole_result} was measured on another split ({saved.get('split_sha256')})")
