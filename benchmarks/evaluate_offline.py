@@ -53,7 +53,8 @@ def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: 
     import torch
 
     from kgrec.recommender.data import ItemVocab, history_user_embeddings
-    from kgrec.recommender.evaluate import evaluate_all, subsample_users, write_report
+    from kgrec.recommender.evaluate import evaluate_all, subsample_users
+    from kgrec.recommender.report import write_report
 
     if threads:
         torch.set_num_threads(threads)
@@ -92,7 +93,8 @@ def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: 
 
 
 def merge(parts: list[Path], out: Path) -> None:
-    from kgrec.recommender.evaluate import merge_results, write_report
+    from kgrec.recommender.evaluate import merge_results
+    from kgrec.recommender.report import write_report
 
     results = merge_results([json.loads(p.read_text())["extra"] for p in parts])
     paths = write_report(results, out)

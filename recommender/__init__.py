@@ -12,6 +12,7 @@ torch is only imported by ``sasrec`` / ``retriever`` and inside functions elsewh
 * :mod:`~kgrec.recommender.rerank`    candidate reranking, alpha tuned on validation
 * :mod:`~kgrec.recommender.baselines` ``Popularity``, ``LLMSeqSim``
 * :mod:`~kgrec.recommender.training`  shared fit loop (early stopping on validation NDCG@10)
-* :mod:`~kgrec.recommender.evaluate`  ``evaluate_all``, ``write_report``
+* :mod:`~kgrec.recommender.evaluate`  ``evaluate_all``
+* :mod:`~kgrec.recommender.report`    ``write_report``, ``claims_table``
 * :mod:`~kgrec.recommender.service`   ``Recommender`` (save / load / recommend)
 """

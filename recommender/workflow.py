@@ -271,8 +271,9 @@ def evaluate(store, settings, *, seeds: Sequence[int] = (0, 1, 2), epochs: int =
     whole catalogue is still ranked). ``save_model`` (``session`` protocol, whole data) keeps the
     first seed's pipeline as the production recommender, so that nothing is trained twice.
     ``kwargs`` go to ``evaluate_all`` (fusions, max_len, fit_kwargs, ...)."""
-    from kgrec.recommender.evaluate import evaluate_all, subsample_users, write_report
+    from kgrec.recommender.evaluate import evaluate_all, subsample_users
     from kgrec.recommender.protocols import Protocol, check_protocol
+    from kgrec.recommender.report import write_report
 
     protocol = check_protocol(protocol)
     if save_model and (protocol is not Protocol.session or users is not None):

@@ -4,6 +4,7 @@ import math
 import pytest
 
 from kgrec.recommender import evaluate as E
+from kgrec.recommender import report as R
 from kgrec.recommender import training
 
 NAMES = {"popularity", "sasrec", "llmseqsim", "retriever_no_persona", "retriever_history_user",
@@ -48,7 +49,7 @@ def test_evaluate_all_end_to_end(tiny, tmp_path, monkeypatch, protocol, seeds):
         assert bd["0"]["n"] == split["test"]["session"].nunique()
     else:
         assert len(prep.test) == split["test"]["user"].nunique()
-    paths = E.write_report(res, tmp_path)
+    paths = R.write_report(res, tmp_path)
     md = paths["md"].read_text()
     assert f"Protocol: {protocol}" in md and "full_pipeline" in md and "excluded" in md
     assert ("By prefix length" in md) == (protocol == "session") == ("paper's claims" in md)
@@ -83,7 +84,7 @@ def test_runs_over_disjoint_seeds_merge_into_one_table(tiny, tmp_path):
     split, emb, personas = tiny
     kw = {"epochs": 1, "max_len": 12, "fusions": ("prefix",), "sasrec_kwargs": {"hidden": 16, "num_blocks": 1},
           "retriever_kwargs": {"hidden": 16}}
-    parts = [json.loads(E.write_report(E.evaluate_all(split, emb, personas, seeds=(s,), **kw),
+    parts = [json.loads(R.write_report(E.evaluate_all(split, emb, personas, seeds=(s,), **kw),
                                        tmp_path / str(s))["json"].read_text())["extra"] for s in (0, 1)]
     both = E.evaluate_all(split, emb, personas, seeds=(0, 1), **kw)
     merged = E.merge_results(parts)
@@ -96,11 +97,11 @@ def test_runs_over_disjoint_seeds_merge_into_one_table(tiny, tmp_path):
 
 def test_claims_need_two_seeds_to_clear_the_2_std_bar():
     one = {"full_pipeline": E.aggregate([{"HR@10": 0.2}]), "sasrec": E.aggregate([{"HR@10": 0.1}])}
-    row = next(r for r in E.claims_table(one) if "SASRec" in r and "HR@10" in r)
+    row = next(r for r in R.claims_table(one) if "SASRec" in r and "HR@10" in r)
     assert row.endswith("| n/a: 1 seed (better) |")  # no std from one seed: no verdict
     three = {"full_pipeline": E.aggregate([{"HR@10": v} for v in (0.20, 0.21, 0.22)]),
              "sasrec": E.aggregate([{"HR@10": v} for v in (0.10, 0.11, 0.12)])}
-    assert next(r for r in E.claims_table(three) if "SASRec" in r and "HR@10" in r).endswith("| yes |")
+    assert next(r for r in R.claims_table(three) if "SASRec" in r and "HR@10" in r).endswith("| yes |")
     close = {"full_pipeline": E.aggregate([{"HR@10": v} for v in (0.10, 0.15, 0.20)]),
              "sasrec": E.aggregate([{"HR@10": v} for v in (0.10, 0.11, 0.12)])}
-    assert "within 2 std" in next(r for r in E.claims_table(close) if "SASRec" in r and "HR@10" in r)
+    assert "within 2 std" in next(r for r in R.claims_table(close) if "SASRec" in r and "HR@10" in r)
