@@ -147,7 +147,8 @@ def export_atomic(frames, out_dir: Path, max_len: int) -> dict[str, int]:
 
 
 def run_ours(frames, *, epochs: int, patience: int, threads: int, seed: int, say, budget: Budget,
-             batch_size: int = HP["batch_size"], stride: int | None = None, norm_first: bool = True) -> dict:
+             batch_size: int = HP["batch_size"], stride: int | None = None, norm_first: bool = True,
+             recbole_init: bool = False) -> dict:
     import torch
 
     from kgrec.recommender import data as D
@@ -166,6 +167,8 @@ def run_ours(frames, *, epochs: int, patience: int, threads: int, seed: int, say
     model = SASRec(len(vocab), hidden=HP["hidden"], num_blocks=HP["num_blocks"], num_heads=HP["num_heads"],
                    inner_size=HP["inner_size"], max_len=ml, dropout=HP["dropout"], loss_type="ce",
                    norm_first=norm_first)
+    if recbole_init:
+        recbole_style_init(model.encoder)
     stamps = [time.perf_counter()]
     res = fit(model, windows, valid, epochs=epochs, batch_size=batch_size, lr=HP["lr"], patience=patience,
               seed=seed, name="kgrec",
@@ -179,69 +182,24 @@ def run_ours(frames, *, epochs: int, patience: int, threads: int, seed: int, say
     out.update(epochs_run=n_ep, best_epoch=res.best_epoch + 1, deadline_stop=res.stopped, best_valid_ndcg=res.best_valid_ndcg,
                s_per_epoch=(stamps[-1] - stamps[0]) / max(1, n_ep), wall_s=time.perf_counter() - t0,
                train_rows=len(windows), steps_per_epoch=-(-len(windows) // batch_size),
-               batch_windows=batch_size, stride=stride or ml, norm_first=norm_first)
+               batch_windows=batch_size, stride=stride or ml, norm_first=norm_first, recbole_init=recbole_init)
     return out
 
 
-RECBOLE_RUNNER = r'''
-import json, sys, time
-t0 = time.perf_counter()
-import numpy as np
-import torch
-_load = torch.load  # RecBole's own checkpoints hold its Config: torch>=2.6 defaults to weights_only=True
-torch.load = lambda *a, **kw: _load(*a, **{"weights_only": False, **kw})
-from recbole.config import Config
-from recbole.data import create_dataset, data_preparation
-from recbole.model.sequential_recommender import SASRec
-from recbole.trainer import Trainer
-from recbole.utils import init_seed
-cfg = json.loads(sys.argv[1])
-torch.set_num_threads(cfg.pop("threads"))
-deadline = cfg.pop("deadline")
-class Deadline(Exception):
-    pass
-config = Config(model="SASRec", dataset="kgrec", config_dict=cfg)
-init_seed(config["seed"], config["reproducibility"])
-dataset = create_dataset(config)
-tok = dataset.field2id_token["item_id"]
-assert dataset.field2id_token.get("item_id_list", tok) is tok, "item_id_list is not aliased to item_id"
-train, valid, test = data_preparation(config, dataset)
-model = SASRec(config, train.dataset).to(config["device"])
-trainer = Trainer(config, model)
-stamps = [time.perf_counter()]
-_valid = trainer._valid_epoch
-def valid_epoch(*a, **kw):
-    out = _valid(*a, **kw); stamps.append(time.perf_counter())
-    print(f"  recbole epoch {len(stamps) - 2}: valid NDCG@10 {out[0]:.4f}", flush=True); return out
-trainer._valid_epoch = valid_epoch
-_train = trainer._train_epoch
-def train_epoch(*a, **kw):  # same rule as kgrec's side: no epoch that would end after the deadline
-    if deadline and len(stamps) > 1 and time.time() + stamps[-1] - stamps[-2] > deadline:
-        raise Deadline
-    return _train(*a, **kw)
-trainer._train_epoch = train_epoch
-stopped = False
-try:
-    trainer.fit(train, valid, saved=True, show_progress=False)
-except Deadline:
-    stopped = True
-best = trainer.best_valid_score
-res = trainer.evaluate(test, load_best_model=True, show_progress=False)
-# full-catalogue ranks of the test targets, same definition as kgrec.recommender.metrics
-model.eval(); ranks = []
-with torch.no_grad():
-    for inter, _hist, _pu, pos in test:
-        s = model.full_sort_predict(inter).view(len(pos), -1).float()
-        s[:, 0] = -torch.inf
-        t = s.gather(1, pos.view(-1, 1))
-        ranks += (1 + (s > t).sum(1) + (s == t).sum(1) - 1).tolist()
-n_ep = len(stamps) - 1
-print("RESULT " + json.dumps({"ranks": ranks, "recbole_hit@10": float(res["hit@10"]),
-      "recbole_ndcg@10": float(res["ndcg@10"]), "best_valid_ndcg": float(best),
-      "epochs_run": n_ep, "deadline_stop": stopped, "s_per_epoch": (stamps[-1] - stamps[0]) / max(1, n_ep),
-      "train_rows": len(train.dataset), "steps_per_epoch": len(train),
-      "n_items": int(dataset.item_num) - 1, "wall_s": time.perf_counter() - t0}))
-'''
+def recbole_style_init(module) -> None:
+    """RecBole's initialisation of a transformer: N(0, 0.02) weights, zero biases."""
+    import torch
+
+    for mod in module.modules():
+        if isinstance(mod, torch.nn.Linear):
+            torch.nn.init.normal_(mod.weight, std=0.02)
+            torch.nn.init.zeros_(mod.bias)
+        elif isinstance(mod, torch.nn.MultiheadAttention):
+            torch.nn.init.normal_(mod.in_proj_weight, std=0.02)
+            torch.nn.init.zeros_(mod.in_proj_bias)
+
+
+RECBOLE_RUNNER = Path(__file__).resolve().parent / "recbole_runner.py"  # runs in RecBole's own venv
 
 
 def recbole_config(data_dir: Path, work: Path, *, epochs: int, patience: int, threads: int, seed: int,
@@ -276,7 +234,7 @@ def start_recbole(data_dir: Path, work: Path, venv: Path, *, epochs: int, patien
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "PYTHONWARNINGS": "ignore"}
     t0 = time.perf_counter()
-    proc = subprocess.Popen([str(py), "-c", RECBOLE_RUNNER, json.dumps(cfg)], cwd=work, env=env, text=True,
+    proc = subprocess.Popen([str(py), str(RECBOLE_RUNNER), json.dumps(cfg)], cwd=work, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     log: list[str] = []
 
@@ -356,6 +314,8 @@ def main() -> None:
                          "per target, as RecBole's prefix rows)")
     ap.add_argument("--post-ln", action="store_true",
                     help="our side with post-LN blocks (RecBole's layout) instead of our default pre-LN")
+    ap.add_argument("--recbole-init", action="store_true",
+                    help="our side's encoder initialised as RecBole's (N(0, 0.02) weights, zero biases)")
     ap.add_argument("--side", choices=("both", "ours", "recbole"), default="both")
     ap.add_argument("--parallel", action="store_true",
                     help="train both sides at the same time (RecBole in its subprocess), each timed on its own")
@@ -400,13 +360,14 @@ def main() -> None:
     if a.side in ("both", "ours"):
         say("training kgrec SASRec ...")
         ours = f"batch {a.ours_batch} windows, window stride {a.stride or HP['max_len']}, " + \
-            ("post-LN" if a.post_ln else "pre-LN")
-        label = "kgrec SASRec" + ("" if (a.ours_batch, a.stride, a.post_ln) == (HP["batch_size"], None, False)
-                                  else f" ({ours})")
+            ("post-LN" if a.post_ln else "pre-LN") + (", RecBole init" if a.recbole_init else "")
+        default = (a.ours_batch, a.stride, a.post_ln, a.recbole_init) == (HP["batch_size"], None, False, False)
+        label = "kgrec SASRec" + ("" if default else f" ({ours})")
         say(f"our side: {ours}")
         rows.append((label, run_ours(frames, epochs=a.epochs, patience=a.patience, threads=a.threads,
                                      seed=a.seed, say=say, budget=budget, batch_size=a.ours_batch,
-                                     stride=a.stride, norm_first=not a.post_ln)))
+                                     stride=a.stride, norm_first=not a.post_ln,
+                                     recbole_init=a.recbole_init)))
     if a.side != "ours":
         if finish is None:
             say("training RecBole 1.2.1 SASRec ...")
