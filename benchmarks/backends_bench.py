@@ -30,15 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from build_bench import server_peak_rss_mb as peak_rss_mb  # same folder: sys.path[0]
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def cpu_s(pid: int | None = None) -> float:
