@@ -288,7 +288,7 @@ def train_recommender(
     graph: GraphOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Train the persona-aware retriever and the SASRec reranker on the build's split."""
+    """Train SASRec, the session and persona retrievers and their per-bucket fusion on the build's split."""
     from kgrec.progress import RichProgress
     from kgrec.recommender.workflow import train as run
 
@@ -300,7 +300,7 @@ def train_recommender(
 
 @app.command()
 def recommend(
-    user: Annotated[str | None, typer.Option("--user", "-u", help="Known user id (persona from the graph)")]
+    user: Annotated[str | None, typer.Option("--user", "-u", help="Known user id (persona of their past)")]
     = None,
     session: Annotated[list[str] | None, typer.Option(
         "--session", "-s", help="Item ids of the current session, in order (repeat the option)")] = None,
@@ -311,8 +311,8 @@ def recommend(
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Recommend the next items for a known user, or for an anonymous session (inductive persona)."""
-    from kgrec.recommender.workflow import recommend_with_inductive as run
+    """Recommend the next items for a known user, or for an anonymous session (no past: no persona)."""
+    from kgrec.recommender.workflow import recommend as run
 
     if user is None and not session:
         raise ConfigError("give --user ID, or --session ITEM (repeatable) for an anonymous session")

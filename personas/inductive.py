@@ -66,18 +66,24 @@ class InductivePersonas:
         self.seed = seed
 
     def neighbours(
-        self, items: Sequence[int] | np.ndarray, seed: int | None = None
+        self, items: Sequence[int] | np.ndarray, seed: int | None = None, exclude_user: int | None = None
     ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per meta-path, ``(users, path-count weights)`` linked to a session with these items."""
+        """Per meta-path, ``(users, path-count weights)`` linked to a session with these items
+        (never ``exclude_user``)."""
         s = self.seed if seed is None else seed
-        return [sample_from_items(self.index, spec, items, seed=s) for spec in self.specs]
+        return [sample_from_items(self.index, spec, items, seed=s, exclude_user=exclude_user)
+                for spec in self.specs]
 
     def infer_many(
-        self, sessions: Sequence[Sequence[int] | np.ndarray], seed: int | None = None
+        self, sessions: Sequence[Sequence[int] | np.ndarray], seed: int | None = None,
+        exclude_users: Sequence[int | None] | None = None,
     ) -> np.ndarray:
-        """Persona vectors ``[len(sessions), hidden]`` (float32), all sessions in one subgraph."""
+        """Persona vectors ``[len(sessions), hidden]`` (float32), all sessions in one subgraph.
+        ``exclude_users[j]``: a user index that session ``j`` must not link to (its own user)."""
         if len(sessions) == 0:
             return np.zeros((0, self.model.hidden_channels), dtype=np.float32)
+        if exclude_users is None:
+            exclude_users = [None] * len(sessions)
         n_new = len(sessions)
         if self.featurizer is not None:
             feats = self.featurizer.sessions(self.arrays, [np.asarray(s, dtype=np.int64) for s in sessions])
@@ -85,7 +91,7 @@ class InductivePersonas:
             feats = np.stack([session_features(self.arrays, s, self.extra_dim) for s in sessions])
         per_path: list[list[tuple[int, np.ndarray, np.ndarray]]] = [[] for _ in self.specs]
         for j, items in enumerate(sessions):
-            for p, (nbr, w) in enumerate(self.neighbours(items, seed)):
+            for p, (nbr, w) in enumerate(self.neighbours(items, seed, exclude_users[j])):
                 per_path[p].append((j, nbr, w))
         all_nbr = [nbr for path in per_path for _, nbr, _ in path]
         nodes = np.unique(np.concatenate(all_nbr)) if all_nbr else np.zeros(0, np.int64)
@@ -106,3 +112,21 @@ class InductivePersonas:
     def infer(self, items: Sequence[int] | np.ndarray, seed: int | None = None) -> np.ndarray:
         """Persona vector ``[hidden]`` of one session."""
         return self.infer_many([items], seed)[0]
+
+    def encode_pasts(
+        self, users: Sequence[str], pasts: Sequence[Sequence[int] | np.ndarray], *, batch: int = 1024,
+        advance=None,
+    ) -> np.ndarray:
+        """``[len(pasts), hidden]`` personas of users' pasts (item indices of ``arrays``): each as an
+        inductive node that never links to its own user (:meth:`infer_many`), so that it is built
+        from that past alone. An empty past gives a zero row ("no persona")."""
+        pos = {u: i for i, u in enumerate(self.arrays.user_ids)}
+        out = np.zeros((len(pasts), self.model.hidden_channels), dtype=np.float32)
+        rows = [j for j, p in enumerate(pasts) if len(p)]
+        for s in range(0, len(rows), batch):
+            chunk = rows[s:s + batch]
+            out[chunk] = self.infer_many([np.asarray(pasts[j], dtype=np.int64) for j in chunk],
+                                         exclude_users=[pos.get(str(users[j])) for j in chunk])
+            if advance is not None:
+                advance(len(chunk))
+        return out

@@ -332,9 +332,12 @@ def sample_from_items(
     items: Sequence[int] | np.ndarray,
     *,
     seed: int = 0,
+    exclude_user: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Neighbours (user indices, weights) of a virtual user whose items are ``items``: the
-    meta-path walked from its item step on, with the same caps as for trained users."""
+    meta-path walked from its item step on, with the same caps as for trained users.
+    ``exclude_user`` (a training user's own index) is never a neighbour: a persona of that
+    user's past must not read the user's node, whose features hold all of their items."""
     index = arrays if isinstance(arrays, RelationIndex) else RelationIndex(arrays)
     items = np.asarray(items, dtype=np.int64)
     if items.size == 0:
@@ -349,5 +352,6 @@ def sample_from_items(
     if not mask.all():
         w = _rescale(src, w, mask)
         src, nodes = src[mask], nodes[mask]
-    _, users, w = _walk(index, spec, spec.relations[1:], src, nodes, w, rng, exclude=None)
+    exclude = None if exclude_user is None else np.asarray([exclude_user], dtype=np.int64)
+    _, users, w = _walk(index, spec, spec.relations[1:], src, nodes, w, rng, exclude=exclude)
     return users, w.astype(np.float32)

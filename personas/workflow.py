@@ -313,12 +313,9 @@ def plot_personas(store: GraphStore, settings: Settings, *, out: Path | None = N
     return draw(store, target, method=choice(Projection, method, "method"), sample=sample, seed=settings.seed)
 
 
-def load_inductive(store: GraphStore, settings: Settings) -> Callable[[list[str]], np.ndarray]:
-    """A function mapping a session (item ids known to the trained model) to a persona vector.
-
-    Raises :class:`ModelError` when no model is saved or the graph's personas come from
-    another model; the returned function raises :class:`NotFoundError` for an unknown item.
-    """
+def _inductive_encoder(store: GraphStore, settings: Settings):
+    """The saved persona model as an :class:`~.inductive.InductivePersonas` (checked against the
+    graph's personas), and the arrays' item id → index map."""
     from .inductive import InductivePersonas
     from .metapaths import MetaPathSpec
     from .persistence import load_model
@@ -338,7 +335,16 @@ def load_inductive(store: GraphStore, settings: Settings) -> Callable[[list[str]
     specs = [MetaPathSpec.from_dict(d) for d in config["metapaths"]]
     encoder = InductivePersonas(model, arrays, specs, featurizer=featurizer,
                                 seed=int(config["hparams"].get("seed", 0)))
-    pos = {iid: i for i, iid in enumerate(arrays.item_ids)}
+    return encoder, {iid: i for i, iid in enumerate(arrays.item_ids)}
+
+
+def load_inductive(store: GraphStore, settings: Settings) -> Callable[[list[str]], np.ndarray]:
+    """A function mapping a session (item ids known to the trained model) to a persona vector.
+
+    Raises :class:`ModelError` when no model is saved or the graph's personas come from
+    another model; the returned function raises :class:`NotFoundError` for an unknown item.
+    """
+    encoder, pos = _inductive_encoder(store, settings)
 
     def infer(item_ids: list[str]) -> np.ndarray:
         idx = []
@@ -349,3 +355,33 @@ def load_inductive(store: GraphStore, settings: Settings) -> Callable[[list[str]
         return encoder.infer(np.asarray(idx, dtype=np.int64))
 
     return infer
+
+
+@dataclass
+class PastEncoder:
+    """Personas of users' pasts, as the recommender pairs them with targets: ``encode(users, pasts)``
+    gives ``[len(pasts), dim]`` rows, each the inductive persona of that list of item ids built
+    without the user's own node (so from that past alone); an empty past is a zero row. Items the
+    persona model's graph lacks are skipped."""
+
+    encoder: Any
+    positions: dict[str, int]
+    version: str | None = None
+
+    @property
+    def dim(self) -> int:
+        return int(self.encoder.model.hidden_channels)
+
+    def encode(self, users: Sequence[str], pasts: Sequence[Sequence[str]], progress=None) -> np.ndarray:
+        idx = [np.asarray([self.positions[i] for i in map(str, p) if i in self.positions], dtype=np.int64)
+               for p in pasts]
+        progress = progress or NullProgress()
+        with progress.stage("personas of the users' pasts", total=sum(1 for i in idx if len(i))) as advance:
+            return self.encoder.encode_pasts(users, idx, advance=advance)
+
+
+def load_past_encoder(store: GraphStore, settings: Settings) -> PastEncoder:
+    """:class:`PastEncoder` over the saved persona model (:class:`ModelError` without one)."""
+    encoder, pos = _inductive_encoder(store, settings)
+    written = next((r["version"] for r in store.run("personas_version", read_only=True)), None)
+    return PastEncoder(encoder, pos, None if written is None else str(written))

@@ -141,6 +141,12 @@ class TrainWindows:
     users: list[str]
     inputs: np.ndarray  # [N, max_len]
     targets: np.ndarray  # [N, max_len]
+    #: per window, the index of the input sequence (pair) it was cut from
+    sources: np.ndarray | None = None
+    #: per window, the position in that sequence of its first target (trained or not)
+    first_target: np.ndarray | None = None
+    #: per window, its row in the protocol's :class:`Histories` (what its persona may be built from)
+    context: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.users)
@@ -168,8 +174,8 @@ def training_windows(seqs: Mapping[str, np.ndarray] | Sequence[tuple[str, np.nda
     if not 1 <= step <= max_len:
         raise ConfigError(f"stride must be in 1..max_len={max_len}, got {stride}")
     pairs = seqs.items() if isinstance(seqs, Mapping) else seqs
-    users, ins, tgs = [], [], []
-    for u, s in pairs:
+    users, ins, tgs, srcs, firsts = [], [], [], [], []
+    for j, (u, s) in enumerate(pairs):
         s = np.asarray(s, dtype=np.int64)
         if empty_prefix:
             s = np.concatenate([[PAD], s])
@@ -186,8 +192,11 @@ def training_windows(seqs: Mapping[str, np.ndarray] | Sequence[tuple[str, np.nda
             users.append(u)
             ins.append(s[start:end])
             tgs.append(tg)
+            srcs.append(j)
+            firsts.append(start if empty_prefix else start + 1)  # in the sequence without the PAD
             end = max(0, end - step)
-    return TrainWindows(users, pad_left(ins, max_len), pad_left(tgs, max_len))
+    return TrainWindows(users, pad_left(ins, max_len), pad_left(tgs, max_len),
+                        np.asarray(srcs, dtype=np.int64), np.asarray(firsts, dtype=np.int64))
 
 
 @dataclass
@@ -206,6 +215,8 @@ class EvalExamples:
     prefix_len: np.ndarray  # [N]
     seen_ptr: np.ndarray  # [N + 1]
     seen_items: np.ndarray  # [seen_ptr[-1]]
+    #: per example, its row in the protocol's :class:`Histories` (what its persona may be built from)
+    context: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.users)
@@ -229,16 +240,46 @@ class EvalExamples:
         seen = [self.seen(int(i)) for i in idx]
         return EvalExamples([self.users[i] for i in idx], self.seqs[idx], self.targets[idx], self.prefix_len[idx],
                             np.concatenate([[0], np.cumsum([len(s) for s in seen])]).astype(np.int64),
-                            np.concatenate(seen).astype(np.int64) if seen else np.zeros(0, np.int64))
+                            np.concatenate(seen).astype(np.int64) if seen else np.zeros(0, np.int64),
+                            None if self.context is None else self.context[idx])
 
 
 def make_examples(users: list[str], inputs: list[np.ndarray], targets: list[int], prefix_len: list[int],
-                  seen: list[np.ndarray], max_len: int) -> EvalExamples:
-    """Pack per-example lists (model input, target, prefix length, seen items) into :class:`EvalExamples`."""
+                  seen: list[np.ndarray], max_len: int, context: Sequence[int] | None = None) -> EvalExamples:
+    """Pack per-example lists (model input, target, prefix length, seen items, history row) into
+    :class:`EvalExamples`."""
     ptr = np.concatenate([[0], np.cumsum([len(s) for s in seen], dtype=np.int64)]).astype(np.int64)
     flat = np.concatenate(seen).astype(np.int64) if seen else np.zeros(0, np.int64)
     return EvalExamples(users, pad_left(inputs, max_len), np.asarray(targets, dtype=np.int64),
-                        np.asarray(prefix_len, dtype=np.int64), ptr, flat)
+                        np.asarray(prefix_len, dtype=np.int64), ptr, flat,
+                        None if context is None else np.asarray(context, dtype=np.int64))
+
+
+@dataclass
+class Histories:
+    """The distinct "pasts" that personas are built from, one row each: ``users[h]`` and the item
+    indices ``items(h)`` that user had **before** the examples pointing at row ``h`` (their
+    ``context``). A persona or history vector paired with a target is a function of its row only,
+    so it cannot hold the target (see :mod:`kgrec.recommender.protocols`)."""
+
+    users: list[str]
+    ptr: np.ndarray  # [H + 1]
+    flat: np.ndarray  # [ptr[-1]]
+
+    @classmethod
+    def from_lists(cls, users: Sequence[str], items: Sequence[np.ndarray]) -> Histories:
+        ptr = np.concatenate([[0], np.cumsum([len(i) for i in items], dtype=np.int64)]).astype(np.int64)
+        flat = np.concatenate([np.asarray(i, np.int64) for i in items]) if len(items) else np.zeros(0, np.int64)
+        return cls(list(users), ptr, flat.astype(np.int64))
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def items(self, h: int) -> np.ndarray:
+        return self.flat[self.ptr[h]:self.ptr[h + 1]]
+
+    def lists(self) -> list[np.ndarray]:
+        return [self.items(h) for h in range(len(self))]
 
 
 def session_sequences(frame: pd.DataFrame | None, vocab: ItemVocab) -> list[tuple[str, str, np.ndarray]]:
@@ -327,6 +368,19 @@ def persona_matrix(users: Sequence[str], personas, dim: int | None = None,
 
 
 def history_user_embeddings(train: pd.DataFrame, vocab: ItemVocab, item_table: np.ndarray) -> dict[str, np.ndarray]:
-    """user -> mean LLM embedding of the user's training items (the history-user ablation)."""
+    """user -> mean LLM embedding of the user's training items (all of them: for analysis and
+    neighbour search; models pair a target with :func:`history_means` of its own past)."""
     return {u: item_table[s].mean(axis=0).astype(np.float32)
             for u, s in user_sequences(train, vocab).items() if len(s)}
+
+
+def history_means(histories: Histories, item_table: np.ndarray) -> np.ndarray:
+    """[H, d] mean LLM embedding of each history row's distinct items; an empty past gives zeros
+    (the models' "no persona" input)."""
+    out = np.zeros((len(histories), item_table.shape[1]), dtype=np.float32)
+    for h in range(len(histories)):
+        it = np.unique(histories.items(h))
+        it = it[it != PAD]
+        if it.size:
+            out[h] = item_table[it].mean(axis=0)
+    return out

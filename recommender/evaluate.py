@@ -6,15 +6,18 @@ Models (keys of the result, exactly):
 ``sasrec``                 SASRec, LLM-initialised item table, full-softmax CE
 ``llmseqsim``              cosine to the session's LLM embedding; variant (last / mean of last 5 /
                            mean of the whole prefix) picked on validation (deterministic)
-``retriever_no_persona``   retriever with ``fusion="none"``
-``retriever_history_user`` retriever whose persona is the mean LLM embedding of the user's
-                           training items (fusion picked on validation like the persona one)
-``retriever_persona``      the persona retriever alone: its own ranking of the candidates the
-                           pipeline reranks (fusion picked on validation)
-``full_pipeline``          persona retriever top-K + SASRec rerank, blend alpha tuned on validation
-``pipeline_persona_neighbours`` the same trained pipeline with the items of the user's nearest users in
-                           persona space unioned into the candidates and blended into the rerank
-``pipeline_history_neighbours`` the same, neighbours in history-user space (the fair ablation)
+``retriever_no_persona``   the session retriever (``fusion="none"``), a part of the pipeline
+``retriever_history_user`` retriever whose persona is the mean LLM embedding of the items of the
+                           example's past (fusion picked on validation like the persona one)
+``retriever_persona``      the persona retriever alone (fusion picked on validation)
+``full_pipeline``          the kernel (:mod:`kgrec.recommender.fusion`): candidates from SASRec, the
+                           session retriever and the persona retriever, blended, with shares and
+                           weights chosen per prefix-length bucket on validation
+``pipeline_history_user``  the same kernel with the history-user retriever as its persona part, its
+                           own plan chosen on validation (the fair ablation of the persona)
+
+Each distinct model is trained once per seed and shared by the rows that use it. Every persona
+and history vector is built from the example's own past (:mod:`kgrec.recommender.protocols`).
 
 The protocol (``session`` or ``loo``, :mod:`kgrec.recommender.protocols`) decides what each
 model sees; the persona models are trained by the one recipe of :mod:`kgrec.recommender.recipe`.
@@ -49,7 +52,7 @@ from kgrec.recommender.recipe import (
 )
 
 MODEL_NAMES = ("popularity", "sasrec", "llmseqsim", "retriever_no_persona", "retriever_history_user",
-               "retriever_persona", "full_pipeline", "pipeline_persona_neighbours", "pipeline_history_neighbours")
+               "retriever_persona", "full_pipeline", "pipeline_history_user")
 BREAKDOWN_METRICS = ("HR@10", "HR@100", "NDCG@10", "MRR")
 __all__ = ["MODEL_NAMES", "EvalResults", "Prepared", "evaluate_all", "prepare", "subsample_users"]
 
@@ -127,8 +130,8 @@ def merge_results(parts: Sequence[Mapping]) -> EvalResults:
             slot = per.setdefault(m, {"metrics": [], "breakdown": []})
             slot["metrics"] += r["metrics"]
             slot["breakdown"] += r["breakdown"]
-    lists = ("seeds", "chosen_fusion", "fusion_valid_NDCG@10", "alpha", "alpha_valid_NDCG@10",
-             "history_user_fusion", "pipeline_persona_neighbours", "pipeline_history_neighbours")
+    lists = ("seeds", "chosen_fusion", "fusion_valid_NDCG@10", "plan", "plan_history_user", "grid_valid",
+             "history_user_fusion")
     for key in lists:
         if key in first:
             first[key] = [v for part in parts for v in part.get(key, [])]
@@ -165,83 +168,61 @@ def _baselines(prep: Prepared, runs: _Runs, extra: dict, score: Callable, say: C
 
 def _pipelines(prep: Prepared, seeds: Sequence[int], runs: _Runs, extra: dict, score: Callable, say, *, k: int,
                common: dict, fusions: Sequence[str], models: dict, on_pipeline: Callable | None) -> None:
-    """Per seed: the production recipe (SASRec, persona retrievers, fusion, alpha), then its test scores."""
-    from kgrec.recommender.rerank import build_candidates, evaluate_pipeline
+    """Per seed: the production recipe (its parts, fusion and plan), its test scores, and the
+    history-user ablation as a retriever and as the kernel's persona part."""
+    from kgrec.recommender.fusion import Kernel
+    from kgrec.recommender.recipe import evaluate_kernel, fit_plan
 
-    test_p = prep.persona_rows("persona", prep.test.users)
+    test_p = prep.persona_rows("persona", prep.test)
+    test_h = prep.persona_rows("history_user", prep.test)
     fusion_test: dict[str, list[dict]] = {f: [] for f in fusions}
-    picks: dict[str, list] = {"fusion": [], "alpha": [], "fusion_valid": [], "alpha_valid": []}
+    picks: dict[str, list] = {k_: [] for k_ in ("fusion", "fusion_valid", "plan", "plan_history_user", "grid_valid",
+                                                "history_user_fusion")}
     for seed in seeds:
-        say(f"seed {seed}: sasrec + persona retrievers {list(fusions)}")
+        say(f"seed {seed}: sasrec, session retriever, persona retrievers {list(fusions)}")
         tp = train_pipeline(prep, seed, fusions=fusions, k=k, sasrec_kwargs=models.get("sasrec"),
                             retriever_kwargs=models.get("retriever"), **common)
         if on_pipeline is not None:
             on_pipeline(prep, tp)
         runs.add("sasrec", score(tp.sasrec, prep.test))
+        runs.add("retriever_no_persona", score(tp.session, prep.test))
         for f, model in tp.retrievers.items():
             res = score(model, prep.test, test_p)
             fusion_test[f].append(res[0])
             if f == tp.fusion:
                 runs.add("retriever_persona", res)
-        say(f"seed {seed}: full_pipeline (fusion {tp.fusion}, alpha {tp.alpha})")
-        tc = build_candidates(tp.retriever, tp.sasrec, prep.test, test_p, k=k, device=common["device"],
-                              exclude_seen=prep.exclude_seen)
-        runs.add("full_pipeline", evaluate_pipeline(tc, tp.alpha, len(prep.vocab), prep.head))
-        for source, name in (("persona", "pipeline_persona_neighbours"), ("history_user", "pipeline_history_neighbours")):
-            say(f"seed {seed}: {name}")
-            picks.setdefault(name, []).append(_with_neighbours(prep, tp, source, name, runs, k=k, device=common["device"]))
-        for key, val in (("fusion", tp.fusion), ("alpha", tp.alpha), ("fusion_valid", tp.fusion_valid),
-                         ("alpha_valid", tp.alpha_valid)):
+        say(f"seed {seed}: full_pipeline (fusion {tp.fusion})")
+        runs.add("full_pipeline", evaluate_kernel(prep, tp.kernel(), prep.test, "persona", device=common["device"]))
+        hist, best = _history_retriever(prep, seed, say, common=common, fusions=fusions, models=models)
+        runs.add("retriever_history_user", score(hist, prep.test, test_h))
+        say(f"seed {seed}: pipeline_history_user")
+        parts = {"sasrec": tp.sasrec, "session": tp.session, "persona": hist}
+        hplan, _ = fit_plan(prep, parts, "history_user", k=k, device=common["device"])
+        runs.add("pipeline_history_user", evaluate_kernel(prep, Kernel(parts, hplan), prep.test, "history_user",
+                                                          device=common["device"]))
+        for key, val in (("fusion", tp.fusion), ("fusion_valid", tp.fusion_valid), ("plan", tp.plan.to_dict()),
+                         ("plan_history_user", hplan.to_dict()), ("grid_valid", tp.grid_valid),
+                         ("history_user_fusion", best)):
             picks[key].append(val)
     extra.update({"fusion": {f: aggregate(v) for f, v in fusion_test.items()}, "fusion_per_seed": fusion_test,
                   "chosen_fusion": picks["fusion"], "fusion_valid_NDCG@10": picks["fusion_valid"],
-                  "alpha": picks["alpha"], "alpha_valid_NDCG@10": picks["alpha_valid"],
-                  "pipeline_persona_neighbours": picks["pipeline_persona_neighbours"],
-                  "pipeline_history_neighbours": picks["pipeline_history_neighbours"]})
+                  "plan": picks["plan"], "plan_history_user": picks["plan_history_user"],
+                  "grid_valid": picks["grid_valid"], "history_user_fusion": picks["history_user_fusion"]})
 
 
-NEIGHBOURS, UNION = 50, 30
+def _history_retriever(prep: Prepared, seed: int, say, *, common: dict, fusions: Sequence[str], models: dict):
+    """The history-user retriever, its fusion chosen on validation."""
+    trained, valid = {}, {}
+    for f in fusions:
+        say(f"seed {seed}: retriever_history_user fusion={f}")
+        trained[f], res = train_retriever(prep, f, "history_user", seed, model_kwargs=models.get("retriever"),
+                                          **common)
+        valid[f] = float(res.best_valid_ndcg)
+    best = best_of(valid, fusions)
+    return trained[best], best
 
 
-def _with_neighbours(prep: Prepared, tp, source: str, name: str, runs: _Runs, *, k: int, device: str):
-    """The trained pipeline plus a neighbour prior in ``source`` space (persona or history-user):
-    ``UNION`` of the K candidate slots go to the neighbours' items, ``alpha``/``beta`` tuned on
-    validation (:mod:`kgrec.recommender.neighbours`)."""
-    from kgrec.recommender.neighbours import PersonaNeighbours
-    from kgrec.recommender.rerank import build_candidates, evaluate_pipeline, tune_alpha
-
-    vectors = prep.personas if source == "persona" else prep.history_user
-    nb = PersonaNeighbours(vectors, D.user_sequences(prep.train, prep.vocab), len(prep.vocab), k=NEIGHBOURS)
-    kw = {"k": k, "device": device, "exclude_seen": prep.exclude_seen, "prior": nb.scores, "union": UNION}
-    vp, tpers = (prep.persona_rows("persona", ex.users) for ex in (prep.valid, prep.test))
-    weights, _ = tune_alpha(build_candidates(tp.retriever, tp.sasrec, prep.valid, vp, **kw))
-    tc = build_candidates(tp.retriever, tp.sasrec, prep.test, tpers, **kw)
-    runs.add(name, evaluate_pipeline(tc, weights, len(prep.vocab), prep.head))
-    return weights
-
-
-def _ablations(prep: Prepared, seeds: Sequence[int], runs: _Runs, extra: dict, score: Callable, say, *,
-               common: dict, fusions: Sequence[str], models: dict) -> None:
-    """The no-persona retriever and the history-user retriever (its fusion chosen on validation)."""
-    test_h = prep.persona_rows("history_user", prep.test.users)
-    chosen = []
-    for seed in seeds:
-        say(f"seed {seed}: retriever_no_persona")
-        r0, _ = train_retriever(prep, "none", "none", seed, model_kwargs=models.get("retriever"), **common)
-        runs.add("retriever_no_persona", score(r0, prep.test))
-        trained, valid = {}, {}
-        for f in fusions:
-            say(f"seed {seed}: retriever_history_user fusion={f}")
-            trained[f], res = train_retriever(prep, f, "history_user", seed, model_kwargs=models.get("retriever"),
-                                              **common)
-            valid[f] = float(res.best_valid_ndcg)
-        best = best_of(valid, fusions)
-        chosen.append(best)
-        runs.add("retriever_history_user", score(trained[best], prep.test, test_h))
-    extra["history_user_fusion"] = chosen
-
-
-def evaluate_all(split_frames, item_emb, personas, history_user_emb=None, *, seeds: Sequence[int] = (0, 1, 2),
+def evaluate_all(split_frames, item_emb, personas, *, seeds: Sequence[int] = (0, 1, 2),
                  epochs: int = 50, device: str = "cpu", progress: Callable[[str], None] | None = None,
                  item_ids=None, max_len: int = D.DEFAULT_MAX_LEN, k: int = 100,
                  fusions: Sequence[str] = PERSONA_FUSIONS, protocol: str | Protocol = Protocol.session,
@@ -254,7 +235,7 @@ def evaluate_all(split_frames, item_emb, personas, history_user_emb=None, *, see
         raise ConfigError("seeds must not be empty")
     fusions = check_fusions(fusions)
     say = progress or (lambda _m: None)
-    prep = prepare(split_frames, item_emb, personas, history_user_emb, item_ids=item_ids, max_len=max_len,
+    prep = prepare(split_frames, item_emb, personas, item_ids=item_ids, max_len=max_len,
                    protocol=protocol, exclude_seen=exclude_seen)
     if not len(prep.test) or not len(prep.valid):
         raise DataError("no valid / test examples (are the held-out frames empty?)")
@@ -268,5 +249,4 @@ def evaluate_all(split_frames, item_emb, personas, history_user_emb=None, *, see
     _baselines(prep, runs, extra, score, say)
     _pipelines(prep, seeds, runs, extra, score, say, k=k, common=common, fusions=fusions, models=models,
                on_pipeline=on_pipeline)
-    _ablations(prep, seeds, runs, extra, score, say, common=common, fusions=fusions, models=models)
     return runs.results(extra)

@@ -24,6 +24,15 @@ validation; the graph and the personas hold ``train`` only).
     is held out of the graph, so that no persona has seen a loo target (a user kept wholly
     in train by the session split would otherwise have their loo target in the graph).
 
+**Pasts** (:class:`~kgrec.recommender.data.Histories`): every window and example points at
+one row (``context``) holding what its user had *before* it, and personas and history vectors
+are built from that row only. ``session``: a training session's past is the user's earlier
+training sessions (the first session has an empty past); the validation session's past is
+all of ``train``; the test session's is ``train`` and ``valid``. ``loo``: a training window's
+past is the user's stream before the window's first target; a held-out target's past is its
+whole input history. So no persona or history vector paired with a target was built from it
+or from anything after it.
+
 ``seen`` items of an example are what the user is known to have had before the target:
 under ``session`` their train (and, for test, valid) items plus the prefix; under ``loo``
 the whole input history. ``--exclude-seen`` removes them from the ranking; the build drops
@@ -63,6 +72,7 @@ class ProtocolData:
     windows: D.TrainWindows
     valid: D.EvalExamples
     test: D.EvalExamples
+    histories: D.Histories
 
 
 def build_examples(protocol: str | Protocol, train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame,
@@ -85,21 +95,52 @@ def _histories(frames: Iterable[pd.DataFrame | None], vocab: D.ItemVocab) -> dic
     return {u: np.concatenate(v) for u, v in out.items()}
 
 
+class _Pasts:
+    """Collects :class:`~kgrec.recommender.data.Histories` rows (user, items before)."""
+
+    def __init__(self):
+        self.users: list[str] = []
+        self.items: list[np.ndarray] = []
+
+    def add(self, user: str, items: np.ndarray) -> int:
+        self.users.append(user)
+        self.items.append(np.asarray(items, dtype=np.int64))
+        return len(self.users) - 1
+
+    def histories(self) -> D.Histories:
+        from kgrec.recommender import data as D
+
+        return D.Histories.from_lists(self.users, self.items)
+
+
 def _session_heldout(heldout: pd.DataFrame, history: dict[str, np.ndarray], vocab: D.ItemVocab,
-                     max_len: int) -> D.EvalExamples:
+                     max_len: int, pasts: _Pasts) -> D.EvalExamples:
     from kgrec.recommender import data as D
 
-    users, inputs, targets, plen, seen = [], [], [], [], []
+    users, inputs, targets, plen, seen, ctx = [], [], [], [], [], []
     empty = np.zeros(0, np.int64)
     for u, _sess, items in D.session_sequences(heldout, vocab):
         past = history.get(u, empty)
+        row = pasts.add(u, past)
         for j, t in enumerate(items):
             users.append(u)
             inputs.append(items[:j])
             targets.append(int(t))
             plen.append(j)
             seen.append(np.concatenate([past, items[:j]]))
-    return D.make_examples(users, inputs, targets, plen, seen, max_len)
+            ctx.append(row)
+    return D.make_examples(users, inputs, targets, plen, seen, max_len, ctx)
+
+
+def _earlier_sessions(sessions: list[tuple[str, np.ndarray]], pasts: _Pasts) -> np.ndarray:
+    """Per training session (user-contiguous, in time order), the row of its user's earlier sessions."""
+    rows, prev_user, before = [], None, []
+    for u, s in sessions:
+        if u != prev_user:
+            prev_user, before = u, []
+        rows.append(pasts.add(u, np.concatenate(before) if before else np.zeros(0, np.int64)))
+        before.append(s)
+    return np.asarray(rows, dtype=np.int64)
 
 
 def session_examples(train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, vocab: D.ItemVocab,
@@ -109,10 +150,11 @@ def session_examples(train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFram
 
     sessions = [(u, s) for u, _sess, s in D.session_sequences(train, vocab)]
     windows = D.training_windows(sessions, max_len, empty_prefix=True)
-    hist_valid = _histories([train], vocab)
-    hist_test = _histories([train, valid], vocab)
-    return ProtocolData(Protocol.session, windows, _session_heldout(valid, hist_valid, vocab, max_len),
-                        _session_heldout(test, hist_test, vocab, max_len))
+    pasts = _Pasts()
+    windows.context = _earlier_sessions(sessions, pasts)[windows.sources]
+    valid_ex = _session_heldout(valid, _histories([train], vocab), vocab, max_len, pasts)
+    test_ex = _session_heldout(test, _histories([train, valid], vocab), vocab, max_len, pasts)
+    return ProtocolData(Protocol.session, windows, valid_ex, test_ex, pasts.histories())
 
 
 def loo_examples(train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, vocab: D.ItemVocab,
@@ -130,22 +172,27 @@ def loo_examples(train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, v
     seqs = D.user_sequences(pd.concat(frames, ignore_index=True), vocab)
     keep = None if eval_users is None else {str(u) for u in eval_users}
     train_seqs: dict[str, np.ndarray] = {}
-    held: dict[str, list] = {"valid": [[], [], [], [], []], "test": [[], [], [], [], []]}
+    pasts = _Pasts()
+    held: dict[str, list] = {"valid": [[], [], [], [], [], []], "test": [[], [], [], [], [], []]}
     for u, s in seqs.items():
         if len(s) < 3 or (keep is not None and u not in keep):
             train_seqs[u] = s
             continue
         train_seqs[u] = s[:-2]
         for name, cut in (("valid", len(s) - 2), ("test", len(s) - 1)):
-            us, ins, tg, pl, sn = held[name]
+            us, ins, tg, pl, sn, cx = held[name]
             us.append(u)
             ins.append(s[:cut])
             tg.append(int(s[cut]))
             pl.append(cut)
             sn.append(s[:cut])
+            cx.append(pasts.add(u, s[:cut]))
     windows = D.training_windows(train_seqs, max_len, stride=stride)
-    valid_ex, test_ex = (D.make_examples(*held[n], max_len) for n in ("valid", "test"))
-    return ProtocolData(Protocol.loo, windows, valid_ex, test_ex)
+    streams = list(train_seqs.items())
+    windows.context = np.asarray([pasts.add(streams[j][0], streams[j][1][:f])
+                                  for j, f in zip(windows.sources, windows.first_target, strict=True)], np.int64)
+    valid_ex, test_ex = (D.make_examples(*held[n][:5], max_len, held[n][5]) for n in ("valid", "test"))
+    return ProtocolData(Protocol.loo, windows, valid_ex, test_ex, pasts.histories())
 
 
 def prefix_bucket(prefix_len: np.ndarray) -> np.ndarray:

@@ -1,12 +1,17 @@
 """The one training recipe of the recommender, shared by ``kgrec train recommender`` and ``kgrec evaluate``.
 
 1. :func:`prepare`: vocabulary, LLM item table aligned to it, the protocol's train windows and
-   valid / test examples (:mod:`kgrec.recommender.protocols`), popularity counts, personas
-   and history-user vectors.
-2. :func:`train_pipeline`: SASRec, and the persona retriever once per fusion in ``fusions``,
-   each early-stopped on **validation** NDCG@10; the fusion with the best validation score is
-   kept (first of ``fusions`` on ties); the rerank weight ``alpha`` is tuned on the validation
-   candidates. Test examples are never touched here.
+   valid / test examples (:mod:`kgrec.recommender.protocols`), each pointing at the row of its
+   user's **past** (:class:`~kgrec.recommender.data.Histories`), popularity counts, and the
+   persona source that turns a past into a persona.
+2. :func:`train_pipeline`: SASRec, the session retriever (no persona) and the persona retriever
+   once per fusion in ``fusions``, each early-stopped on **validation** NDCG@10; the fusion with
+   the best validation score is kept (first of ``fusions`` on ties); then the per-bucket
+   :class:`~kgrec.recommender.fusion.Plan` is chosen on the validation examples
+   (:func:`fit_plan`). Test examples are never touched here.
+
+Every persona or history vector paired with a target (training, validation or test) is a
+function of that example's past row only: **no target is ever inside its own persona**.
 
 Production training (:func:`kgrec.recommender.workflow.train`) runs this once; the evaluation
 harness (:mod:`kgrec.recommender.evaluate`) runs it per seed and adds the baselines.
@@ -24,7 +29,7 @@ import pandas as pd
 from kgrec.errors import ConfigError, DataError
 from kgrec.recommender import data as D
 from kgrec.recommender.metrics import head_items
-from kgrec.recommender.protocols import Protocol, build_examples, check_protocol
+from kgrec.recommender.protocols import PREFIX_BUCKETS, Protocol, build_examples, check_protocol
 
 PERSONA_FUSIONS = ("prefix", "gate")
 SOURCES = ("persona", "history_user", "none")
@@ -41,30 +46,81 @@ def best_of(scores: Mapping[str, float], order: Sequence[str]) -> str:
     return max(order, key=lambda k: (scores[k], -list(order).index(k)))
 
 
+class StaticPersonas:
+    """A fixed vector per user, whatever the past: for callers whose vectors are user constants
+    that hold no item of any target (e.g. a planted group in a test fixture). Production passes a
+    past encoder (:class:`kgrec.personas.workflow.PastEncoder`) instead, which builds each persona
+    from the example's own past."""
+
+    def __init__(self, vectors):
+        if isinstance(vectors, pd.DataFrame):
+            vectors = {str(u): v for u, v in zip(vectors.index, vectors.to_numpy(), strict=True)}
+        self.vectors = {str(u): np.asarray(v, dtype=np.float32).reshape(-1) for u, v in dict(vectors).items()}
+        if not self.vectors:
+            raise DataError("no personas given")
+        self.dim = int(next(iter(self.vectors.values())).shape[0])
+
+    def encode(self, users: Sequence[str], pasts: Sequence[Sequence[str]], progress=None) -> np.ndarray:
+        return D.persona_matrix(list(users), self.vectors, dim=self.dim)
+
+
+def persona_source(personas):
+    """``personas`` as an object with ``dim`` and ``encode(users, pasts)``: a past encoder as is, a
+    mapping / DataFrame of fixed vectors as :class:`StaticPersonas`, None as None."""
+    if personas is None or hasattr(personas, "encode"):
+        return personas
+    return StaticPersonas(personas)
+
+
 @dataclass
 class Prepared:
     protocol: Protocol
     vocab: D.ItemVocab
-    train: pd.DataFrame  # the graph's interactions (the only ones personas and neighbours may use)
+    train: pd.DataFrame  # the graph's interactions
     item_table: np.ndarray  # [num_items, d_llm]
     windows: D.TrainWindows
     valid: D.EvalExamples
     test: D.EvalExamples
+    histories: D.Histories  # every example's past (its ``context`` row)
     counts: np.ndarray
     head: np.ndarray
-    personas: object  # Mapping[user, vector] or None
-    history_user: dict[str, np.ndarray]
+    personas: Any  # persona source (``dim``, ``encode(users, pasts)``) or None
     max_len: int
     exclude_seen: bool = True
+    progress: Any = None
+    _tables: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
-    def persona_rows(self, source: str, users: Sequence[str]) -> np.ndarray | None:
+    def persona_table(self, source: str) -> np.ndarray:
+        """[len(histories), d] the vector of every past under ``source`` (computed once)."""
+        if source not in self._tables:
+            if source == "persona":
+                if self.personas is None:
+                    raise ConfigError("no persona source was given to prepare()")
+                pasts = [self.vocab.decode(self.histories.items(h)) for h in range(len(self.histories))]
+                self._tables[source] = np.asarray(
+                    self.personas.encode(self.histories.users, pasts, progress=self.progress), dtype=np.float32)
+            elif source == "history_user":
+                self._tables[source] = D.history_means(self.histories, self.item_table)
+            else:
+                raise ConfigError(f"persona source must be one of {SOURCES}, got {source!r}")
+        return self._tables[source]
+
+    def persona_rows(self, source: str, examples: D.TrainWindows | D.EvalExamples) -> np.ndarray | None:
+        """The vectors paired with ``examples`` (their past rows); None for ``source="none"``."""
         if source not in SOURCES:
             raise ConfigError(f"persona source must be one of {SOURCES}, got {source!r}")
         if source == "none":
             return None
-        src = self.personas if source == "persona" else self.history_user
-        dim = None if source == "persona" or self.history_user else self.item_table.shape[1]
-        return D.persona_matrix(users, src, dim=dim)
+        if examples.context is None:
+            raise DataError("these examples carry no past rows (context); build them with recommender.protocols")
+        return self.persona_table(source)[examples.context]
+
+    def persona_dim(self, source: str) -> int:
+        if source == "none":
+            return 1
+        if source == "persona" and self.personas is not None:
+            return int(self.personas.dim)
+        return int(self.item_table.shape[1])
 
 
 def frame(split, name: str) -> pd.DataFrame | None:
@@ -74,18 +130,16 @@ def frame(split, name: str) -> pd.DataFrame | None:
     return getattr(split, name, None)
 
 
-def prepare(split_frames, item_emb, personas=None, history_user_emb=None, *, item_ids=None,
-            max_len: int = D.DEFAULT_MAX_LEN, protocol: str | Protocol = Protocol.session,
-            exclude_seen: bool = True) -> Prepared:
+def prepare(split_frames, item_emb, personas=None, *, item_ids=None, max_len: int = D.DEFAULT_MAX_LEN,
+            protocol: str | Protocol = Protocol.session, exclude_seen: bool = True, progress=None) -> Prepared:
     """Everything the models of ``protocol`` train and are evaluated on.
 
     ``split_frames``: a ``Split`` (attributes) or mapping with ``train``, ``valid``, ``test``
     (and optionally ``items``). ``item_emb``: array whose rows follow ``item_ids``, or, if
     ``item_ids`` is None, ``split.items["item"]`` (a mapping / DataFrame indexed by item id
-    also works). ``personas``: ``Mapping[user, vector]`` / DataFrame indexed by user.
-    ``history_user_emb``: same, or None to compute it from the training items. Under ``loo``
-    only users whose last session is held out of the graph are evaluated
-    (:mod:`kgrec.recommender.protocols`).
+    also works). ``personas``: a past encoder (``dim``, ``encode(users, pasts)``), or fixed
+    vectors per user (:class:`StaticPersonas`). Under ``loo`` only users whose last session is
+    held out of the graph are evaluated (:mod:`kgrec.recommender.protocols`).
     """
     protocol = check_protocol(protocol)
     train, valid, test = (frame(split_frames, n) for n in ("train", "valid", "test"))
@@ -97,11 +151,10 @@ def prepare(split_frames, item_emb, personas=None, history_user_emb=None, *, ite
         item_ids = items["item"].astype(str).tolist()
     table = D.align_item_embeddings(vocab, item_emb, item_ids)
     counts = D.item_counts(train, vocab)
-    hist = dict(history_user_emb) if history_user_emb is not None else D.history_user_embeddings(train, vocab, table)
     eval_users = test["user"].astype(str).unique() if protocol is Protocol.loo else None
     ex = build_examples(protocol, train, valid, test, vocab, max_len, eval_users)
-    return Prepared(protocol, vocab, train, table, ex.windows, ex.valid, ex.test, counts, head_items(counts), personas,
-                    hist, max_len, exclude_seen)
+    return Prepared(protocol, vocab, train, table, ex.windows, ex.valid, ex.test, ex.histories, counts,
+                    head_items(counts), persona_source(personas), max_len, exclude_seen, progress)
 
 
 def train_sasrec(prep: Prepared, seed: int, *, epochs: int, device: str = "cpu", progress=None,
@@ -126,11 +179,11 @@ def train_retriever(prep: Prepared, fusion: str, source: str, seed: int, *, epoc
     if source == "none":
         fusion = "none"
     seed_everything(seed)
-    tp = prep.persona_rows(source, prep.windows.users)
-    vp = prep.persona_rows(source, prep.valid.users)
-    pdim = tp.shape[1] if tp is not None else 1
+    tp = prep.persona_rows(source, prep.windows)
+    vp = prep.persona_rows(source, prep.valid)
     kw = {"max_len": prep.max_len, **(model_kwargs or {})}
-    model = PersonaRetriever(len(prep.vocab), prep.item_table, persona_dim=pdim, fusion=fusion, **kw)
+    model = PersonaRetriever(len(prep.vocab), prep.item_table, persona_dim=prep.persona_dim(source), fusion=fusion,
+                             **kw)
     res = fit(model, prep.windows, prep.valid, train_persona=tp, valid_persona=vp, epochs=epochs, seed=seed,
               device=device, progress=progress, name=f"retriever[{fusion},{source},seed={seed}]",
               **{"exclude_seen": prep.exclude_seen, **(fit_kwargs or {})})
@@ -144,33 +197,92 @@ class TrainedPipeline:
     seed: int
     sasrec: Any
     sasrec_valid: float
+    session: Any  # the retriever without a persona
+    session_valid: float
     retrievers: dict[str, Any]  # fusion -> persona retriever
     fusion_valid: dict[str, float]  # fusion -> best validation NDCG@10
     fusion: str
-    alpha: float
-    alpha_valid: dict[float, float] = field(default_factory=dict)
+    plan: Any  # kgrec.recommender.fusion.Plan
+    grid_valid: list[dict] = field(default_factory=list)  # every fusion setting's validation score
 
     @property
     def retriever(self):
         return self.retrievers[self.fusion]
 
+    def kernel(self, persona_part=None):
+        from kgrec.recommender.fusion import Kernel
+
+        return Kernel({"sasrec": self.sasrec, "session": self.session,
+                       "persona": self.retriever if persona_part is None else persona_part}, self.plan)
+
+
+def kernel_batches(prep: Prepared, parts: Mapping[str, Any], examples: D.EvalExamples, source: str, *,
+                   batch_size: int = 512, device: str = "cpu"):
+    """Yield ``(z [P, B, N], targets, prefix_len)`` of the kernel's parts on ``examples``."""
+    import torch
+
+    from kgrec.recommender.fusion import Kernel, Plan
+
+    kernel = Kernel(parts, Plan(1, (), {})).eval()
+    persona = prep.persona_rows(source, examples)
+    with torch.inference_mode():
+        for s in range(0, len(examples), batch_size):
+            sl = slice(s, s + batch_size)
+            seqs = torch.as_tensor(examples.seqs[sl], device=device)
+            p = None if persona is None else torch.as_tensor(persona[sl], device=device)
+            seen = torch.as_tensor(examples.seen_matrix(sl), device=device) if prep.exclude_seen else None
+            yield (kernel.part_scores(seqs, p, seen), torch.as_tensor(examples.targets[sl], device=device),
+                   examples.prefix_len[sl])
+
+
+def fit_plan(prep: Prepared, parts: Mapping[str, Any], source: str, *, k: int = 100, device: str = "cpu",
+             buckets=PREFIX_BUCKETS, metric: str = "NDCG@10", grid=None):
+    """The per-bucket fusion :class:`~kgrec.recommender.fusion.Plan` on the **validation** examples
+    (and the whole validation table of the grid)."""
+    from kgrec.recommender.fusion import choose_plan, default_grid, pool_stats, settings_table
+
+    grid = default_grid() if grid is None else list(grid)
+    stats = pool_stats(lambda b: b, kernel_batches(prep, parts, prep.valid, source, device=device), buckets, k, grid)
+    return choose_plan(stats, buckets, k, metric), settings_table(stats, buckets, metric)
+
+
+def evaluate_kernel(prep: Prepared, kernel, examples: D.EvalExamples, source: str, *, batch_size: int = 512,
+                    device: str = "cpu") -> tuple[dict, dict]:
+    """(metrics, prefix-length breakdown) of ``kernel`` over the full catalogue."""
+    import torch
+
+    from kgrec.recommender.metrics import RankingAccumulator
+
+    kernel.eval()
+    persona = prep.persona_rows(source, examples)
+    acc = RankingAccumulator(kernel.num_items, prep.head)
+    with torch.inference_mode():
+        for s in range(0, len(examples), batch_size):
+            sl = slice(s, s + batch_size)
+            seqs = torch.as_tensor(examples.seqs[sl], device=device)
+            p = None if persona is None else torch.as_tensor(persona[sl], device=device)
+            seen = torch.as_tensor(examples.seen_matrix(sl), device=device) if prep.exclude_seen else None
+            scores = kernel.final_scores(seqs, p, examples.prefix_len[sl], seen)
+            acc.update(scores.cpu(), torch.as_tensor(examples.targets[sl]), None, examples.prefix_len[sl])
+    return acc.compute(), acc.breakdown()
+
 
 def train_pipeline(prep: Prepared, seed: int, *, epochs: int, fusions: Sequence[str] = PERSONA_FUSIONS,
                    k: int = 100, device: str = "cpu", progress: Callable[[str], None] | None = None,
                    sasrec_kwargs: Mapping | None = None, retriever_kwargs: Mapping | None = None,
-                   fit_kwargs: Mapping | None = None) -> TrainedPipeline:
-    """SASRec + the persona retriever per fusion, the fusion and ``alpha`` chosen on validation."""
-    from kgrec.recommender.rerank import build_candidates, tune_alpha
-
+                   fit_kwargs: Mapping | None = None, buckets=PREFIX_BUCKETS) -> TrainedPipeline:
+    """SASRec, the session retriever and the persona retriever per fusion; the fusion and the
+    per-bucket plan chosen on validation."""
     fusions = check_fusions(fusions)
     common = {"epochs": epochs, "device": device, "progress": progress, "fit_kwargs": fit_kwargs}
     sas, sres = train_sasrec(prep, seed, model_kwargs=sasrec_kwargs, **common)
+    ses, ses_res = train_retriever(prep, "none", "none", seed, model_kwargs=retriever_kwargs, **common)
     models, valid = {}, {}
     for f in fusions:
         models[f], res = train_retriever(prep, f, "persona", seed, model_kwargs=retriever_kwargs, **common)
         valid[f] = float(res.best_valid_ndcg)
     chosen = best_of(valid, fusions)
-    vc = build_candidates(models[chosen], sas, prep.valid, prep.persona_rows("persona", prep.valid.users), k=k,
-                          device=device, exclude_seen=prep.exclude_seen)
-    alpha, table = tune_alpha(vc)
-    return TrainedPipeline(seed, sas, float(sres.best_valid_ndcg), models, valid, chosen, alpha, table)
+    plan, table = fit_plan(prep, {"sasrec": sas, "session": ses, "persona": models[chosen]}, "persona", k=k,
+                           device=device, buckets=buckets)
+    return TrainedPipeline(seed, sas, float(sres.best_valid_ndcg), ses, float(ses_res.best_valid_ndcg), models,
+                           valid, chosen, plan, table)

@@ -13,7 +13,11 @@ Persona fusion (``fusion``):
   ``p = W_p persona`` and ``h`` the sequence state.
 * ``"none"``: no persona (ablation); ``persona`` arguments are ignored.
 
-Users without a persona are given the zero vector.
+A persona row of zeros means "no past" (a user's first session, an anonymous session): the
+persona projection is then replaced by a learned ``no_persona`` vector, so that "no persona"
+is a state the model learns rather than a point of the persona space. ``persona_dropout``
+(LSTUR-style) replaces a training row's persona by that vector with this probability, so the
+model must also work from the session alone.
 
 An **empty prefix** (the first item of a session, or a padding position of a training
 window whose target is a session's first item) has no item state. Its query is then the
@@ -75,10 +79,13 @@ class PersonaRetriever(nn.Module):
 
     def __init__(self, num_items: int, item_emb: np.ndarray, persona_dim: int = 64, hidden: int = 64,
                  num_blocks: int = 1, num_heads: int = 1, max_len: int = 50, dropout: float = 0.2,
-                 fusion: str = "prefix"):
+                 fusion: str = "prefix", persona_dropout: float = 0.0):
         super().__init__()
         if fusion not in FUSIONS:
             raise ConfigError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+        if not 0.0 <= persona_dropout < 1.0:
+            raise ConfigError(f"persona_dropout must be in [0, 1), got {persona_dropout}")
+        self.persona_dropout = float(persona_dropout)
         item_emb = np.asarray(item_emb, dtype=np.float32)
         if item_emb.ndim != 2 or item_emb.shape[0] != num_items:
             raise ConfigError(f"item_emb must be [num_items={num_items}, d], got {item_emb.shape}")
@@ -94,6 +101,7 @@ class PersonaRetriever(nn.Module):
         self.encoder = CausalEncoder(hidden, num_blocks, num_heads, max_len + 1, dropout)
         if fusion != "none":
             self.persona_proj = nn.Sequential(nn.LayerNorm(persona_dim), nn.Linear(persona_dim, hidden))
+            self.no_persona = nn.Parameter(torch.randn(hidden) * 0.02)
         if fusion == "gate":
             self.gate = nn.Linear(2 * hidden, hidden)
         self.empty = nn.Parameter(torch.randn(hidden) * 0.02)
@@ -103,7 +111,7 @@ class PersonaRetriever(nn.Module):
         return {"num_items": self.num_items, "persona_dim": self.persona_dim, "hidden": self.hidden,
                 "num_blocks": len(self.encoder.blocks), "num_heads": self.encoder.num_heads,
                 "max_len": self.max_len, "dropout": self.encoder.drop.p, "fusion": self.fusion,
-                "llm_dim": self.llm_dim}
+                "persona_dropout": self.persona_dropout, "llm_dim": self.llm_dim}
 
     def item_table(self) -> torch.Tensor:
         return self.base + self.residual.weight
@@ -118,9 +126,7 @@ class PersonaRetriever(nn.Module):
         keep = (seqs != 0).float()
         p = None
         if self.fusion != "none":
-            if persona is None:
-                persona = torch.zeros(b, self.persona_dim, device=seqs.device)
-            p = self.persona_proj(persona.float())
+            p = self._persona_vectors(persona, b, seqs.device)
         pad = (seqs == 0).unsqueeze(-1)
         if self.fusion == "prefix":
             n = seqs.shape[1] + 1
@@ -140,6 +146,17 @@ class PersonaRetriever(nn.Module):
             g = torch.sigmoid(self.gate(torch.cat([h, pp], -1)))
             h = g * h + (1 - g) * pp
         return h
+
+    def _persona_vectors(self, persona: torch.Tensor | None, b: int, device) -> torch.Tensor:
+        """[B, H]: the projected persona, or the learned ``no_persona`` vector for an all-zero row
+        (and, in training, for a ``persona_dropout`` share of the rows)."""
+        if persona is None:
+            return self.no_persona.expand(b, -1)
+        persona = persona.float()
+        has = persona.abs().sum(-1, keepdim=True) > 0
+        if self.training and self.persona_dropout > 0:
+            has = has & (torch.rand(has.shape, device=device) >= self.persona_dropout)
+        return torch.where(has, self.persona_proj(persona), self.no_persona.expand(b, -1))
 
     def _logits(self, u: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         u = F.normalize(u, dim=-1) * self.temperature.exp()

@@ -1,123 +1,91 @@
-"""Serving object: persona retriever top-K + SASRec rerank, saved to / loaded from a directory.
+"""Serving object: the evaluated kernel (:class:`~kgrec.recommender.fusion.Kernel`), saved to / loaded
+from a directory.
 
 Directory layout (:meth:`Recommender.save`)::
 
-    config.json    hyper-parameters of both models, alpha, k, top-k backend, format version
+    config.json    format version, the three parts' hyper-parameters, the fusion plan
     items.json     the item vocabulary (ids of indices 1..n)
-    retriever.pt   PersonaRetriever state_dict (includes the frozen projected LLM table)
-    sasrec.pt      SASRec state_dict (includes the LLM item buffer when LLM-initialised)
+    sasrec.pt      SASRec state_dict
+    session.pt     the session retriever's state_dict (no persona)
+    persona.pt     the persona retriever's state_dict
 
-``from_persona`` (in :meth:`Recommender.recommend`): an item is marked ``True`` iff it
-is among the retriever's top-``K`` candidates for the given persona **and not** among
-the top-``K`` of the same retriever for the same session with the persona switched
-off (zero vector, the value used for users without a persona during training).
-I.e. the persona is what brought the item into the candidate pool. With no persona
-or a ``fusion="none"`` retriever every flag is ``False``. It is a counterfactual on
-candidate membership, not a claim about the final score.
+:meth:`Recommender.recommend` runs :meth:`Kernel.final_scores` on one example, the function the
+evaluation's ``full_pipeline`` runs on every test batch, so what is served is what was measured.
+
+``from_persona`` (in :meth:`Recommender.recommend`): an item is marked ``True`` iff it is in the
+top-``k`` for the given persona **and not** in the top-``k`` of the same kernel for the same session
+with no persona (the learned no-persona state of a user without a past). It is a counterfactual
+on the list, not a claim about the score.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from kgrec.errors import ConfigError, ModelError
+from kgrec.errors import ModelError
 from kgrec.recommender.data import ItemVocab, pad_left
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+PART_FILES = {"sasrec": "sasrec.pt", "session": "session.pt", "persona": "persona.pt"}
 
 
 class Recommender:
-    def __init__(self, vocab: ItemVocab, retriever, sasrec, *, alpha: float = 1.0, k: int = 100,
-                 backend: str | None = None):
-        from kgrec.recommender.retriever import DEFAULT_TOPK_BACKEND
+    def __init__(self, vocab: ItemVocab, parts: Mapping[str, object], plan):
+        from kgrec.recommender.fusion import Kernel
 
-        if len(vocab) != retriever.num_items or len(vocab) != sasrec.num_items:
-            raise ModelError(f"vocabulary ({len(vocab)}) and models ({retriever.num_items}, "
-                             f"{sasrec.num_items}) disagree on the number of items")
-        if not 0.0 <= alpha <= 1.0:
-            raise ConfigError(f"alpha must be in [0, 1], got {alpha}")
-        self.vocab, self.retriever, self.sasrec = vocab, retriever, sasrec
-        self.alpha, self.k = float(alpha), int(k)
-        self.backend = backend or DEFAULT_TOPK_BACKEND
-        self.max_len = max(retriever.max_len, sasrec.max_len)
-        self._prepare()
+        sizes = {name: m.num_items for name, m in parts.items()}
+        if any(n != len(vocab) for n in sizes.values()):
+            raise ModelError(f"vocabulary ({len(vocab)}) and models {sizes} disagree on the number of items")
+        self.vocab, self.kernel = vocab, Kernel(parts, plan).eval()
+        self.max_len = max(m.max_len for m in parts.values())
 
-    def _prepare(self) -> None:
-        import torch
+    @property
+    def plan(self):
+        return self.kernel.plan
 
-        self.retriever.eval()
-        self.sasrec.eval()
-        with torch.inference_mode():
-            self._rtable = self.retriever.item_table().detach().clone()
-            self._stable = self.sasrec.items.weight().detach().clone()
-        self._index = None
-        if self.backend == "faiss":
-            from kgrec.recommender.retriever import build_faiss_index
-
-            self._index = build_faiss_index(self._rtable)
+    @property
+    def persona_dim(self) -> int:
+        return int(self.kernel.parts["persona"].persona_dim)
 
     # ------------------------------------------------------------------ inference
     def recommend(self, user_persona: np.ndarray | None, session_items: Sequence[str], k: int = 10,
                   exclude_seen: bool = False, known_items: Sequence[str] = ()) -> list[tuple[str, float, bool]]:
         """Top-``k`` ``(item_id, score, from_persona)``, best first.
 
-        ``score`` is the blended rerank score (``alpha * z(sasrec) + (1 - alpha) * z(retriever)``
-        over the candidates). An unknown id in ``session_items`` raises ``NotFoundError``.
-        With ``exclude_seen`` the session items and ``known_items`` (the user's past items,
-        unknown ids ignored) are not recommended. An empty session is the session protocol's
-        cold start: the persona alone makes the query.
+        ``user_persona`` is the persona of the user's past (None or a zero row: no past, the
+        learned no-persona state). ``score`` is the kernel's final score. An unknown id in
+        ``session_items`` raises ``NotFoundError``. With ``exclude_seen`` the session items and
+        ``known_items`` (the user's past items, unknown ids ignored) are not recommended.
         """
         import torch
 
-        from kgrec.recommender.rerank import blend
-        from kgrec.recommender.retriever import topk
-
         idx = self.vocab.encode(session_items)
         seq = torch.as_tensor(pad_left([idx], self.max_len))
+        seen = None
         if exclude_seen:
-            idx = np.unique(np.concatenate([idx, [self.vocab.index[i] for i in map(str, known_items)
-                                                  if i in self.vocab.index]]).astype(np.int64))
-        use_persona = user_persona is not None and self.retriever.fusion != "none"
+            known = [self.vocab.index[i] for i in map(str, known_items) if i in self.vocab.index]
+            seen = torch.as_tensor(np.unique(np.concatenate([idx, known]).astype(np.int64)) if len(idx) or known
+                                   else np.zeros(1, np.int64)).view(1, -1)
+        rows = [np.zeros(self.persona_dim, np.float32)]
+        if user_persona is not None:
+            v = np.asarray(user_persona, dtype=np.float32).reshape(-1)
+            if v.shape[0] != self.persona_dim:
+                raise ModelError(f"the persona has {v.shape[0]} dims but the recommender was trained on "
+                                 f"{self.persona_dim}-d personas; retrain it (kgrec train recommender)")
+            rows.insert(0, v)
+        n = len(rows)
         with torch.inference_mode():
-            if self.retriever.fusion != "none":
-                p = torch.zeros(2 if use_persona else 1, self.retriever.persona_dim)
-                if use_persona:
-                    v = np.asarray(user_persona, dtype=np.float32).reshape(-1)
-                    if v.shape[0] != self.retriever.persona_dim:
-                        raise ModelError(f"the persona has {v.shape[0]} dims but the recommender was "
-                                         f"trained on {self.retriever.persona_dim}-d personas; retrain it "
-                                         "(kgrec train recommender)")
-                    p[0] = torch.from_numpy(v)
-                q = self.retriever.query_vectors(seq.expand(len(p), -1), p, table=self._rtable)
-            else:
-                q = self.retriever.query_vectors(seq, None, table=self._rtable)
-            kk = self.k + (len(idx) if exclude_seen else 0)
-            rv, rc = topk(q, self._rtable, kk, self.backend, index=self._index)
-            cand, rscore = rc[:1], rv[:1]
-            if exclude_seen and len(idx):
-                keep = ~torch.isin(cand[0], torch.as_tensor(idx))
-                cand, rscore = cand[:, keep][:, :self.k], rscore[:, keep][:, :self.k]
-            else:
-                cand, rscore = cand[:, :self.k], rscore[:, :self.k]
-            sscore = self.sasrec.score_candidates(seq[:, -self.sasrec.max_len:], cand, table=self._stable)
-            final = blend(sscore, rscore, self.alpha)[0]
-            order = torch.sort(final, descending=True, stable=True).indices[:k]
-            base = None
-            if use_persona:  # the no-persona pool, with the same exclusions and cut
-                pool = rc[1].tolist()
-                if exclude_seen:
-                    seen = set(idx.tolist())
-                    pool = [i for i in pool if i not in seen]
-                base = set(pool[:self.k])
-        out = []
-        for j in order.tolist():
-            item = int(cand[0, j])
-            out.append((self.vocab.ids[item], float(final[j]), bool(base is not None and item not in base)))
-        return out
+            final = self.kernel.final_scores(seq.expand(n, -1), torch.as_tensor(np.stack(rows)),
+                                             np.full(n, len(idx)), None if seen is None else seen.expand(n, -1))
+            kk = min(k, int(torch.isfinite(final[0]).sum()))
+            vals, top = final[0].topk(kk)
+            base = set(final[1].topk(kk).indices.tolist()) if n == 2 else None
+        return [(self.vocab.ids[int(i)], float(s), bool(base is not None and int(i) not in base))
+                for s, i in zip(vals.tolist(), top.tolist(), strict=True)]
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> Path:
@@ -125,20 +93,19 @@ class Recommender:
 
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        cfg = {"format_version": FORMAT_VERSION, "alpha": self.alpha, "k": self.k, "backend": self.backend,
-               "retriever": self.retriever.config(), "sasrec": self.sasrec.config()}
+        cfg = {"format_version": FORMAT_VERSION, "plan": self.plan.to_dict(),
+               **{name: m.config() for name, m in self.kernel.parts.items()}}
         (d / "config.json").write_text(json.dumps(cfg, indent=2), encoding="utf-8")
         self.vocab.save(d / "items.json")
-        torch.save(self.retriever.state_dict(), d / "retriever.pt")
-        torch.save(self.sasrec.state_dict(), d / "sasrec.pt")
+        for name, file in PART_FILES.items():
+            torch.save(self.kernel.parts[name].state_dict(), d / file)
         return d
 
     @classmethod
-    def load(cls, directory: str | Path, backend: str | None = None) -> Recommender:
+    def load(cls, directory: str | Path) -> Recommender:
         import torch
 
-        from kgrec.recommender.retriever import PersonaRetriever
-        from kgrec.recommender.sasrec import SASRec
+        from kgrec.recommender.fusion import Plan
 
         d = Path(directory)
         try:
@@ -150,19 +117,25 @@ class Recommender:
                              f"expected {FORMAT_VERSION}; retrain it")
         vocab = ItemVocab.load(d / "items.json")
         try:
-            rc = dict(cfg["retriever"])
-            llm_dim = rc.pop("llm_dim")
-            retriever = PersonaRetriever(item_emb=np.zeros((rc["num_items"], llm_dim), np.float32), **rc)
-            sc = dict(cfg["sasrec"])
-            init_dim = sc.pop("item_init_dim")
-            init = None if init_dim is None else np.zeros((sc["num_items"], init_dim), np.float32)
-            sasrec = SASRec(item_init=init, **sc)
+            parts = {name: _build(name, cfg[name]) for name in PART_FILES}
         except (KeyError, TypeError, ValueError) as e:
             raise ModelError(f"recommender config in {d} is incompatible: {e}") from e
-        for model, name in ((retriever, "retriever.pt"), (sasrec, "sasrec.pt")):
+        for name, file in PART_FILES.items():
             try:
-                state = torch.load(d / name, map_location="cpu", weights_only=True)
-                model.load_state_dict(state)
+                parts[name].load_state_dict(torch.load(d / file, map_location="cpu", weights_only=True))
             except Exception as e:  # torch.load raises many unpickling error types on corrupt files
-                raise ModelError(f"recommender weights {d / name} are missing, corrupt or incompatible: {e}") from e
-        return cls(vocab, retriever, sasrec, alpha=cfg["alpha"], k=cfg["k"], backend=backend or cfg["backend"])
+                raise ModelError(f"recommender weights {d / file} are missing, corrupt or incompatible: {e}") from e
+        return cls(vocab, parts, Plan.from_dict(cfg["plan"]))
+
+
+def _build(name: str, config: Mapping):
+    """An untrained part from its saved ``config()`` (weights are loaded after)."""
+    from kgrec.recommender.retriever import PersonaRetriever
+    from kgrec.recommender.sasrec import SASRec
+
+    c = dict(config)
+    if name == "sasrec":
+        init_dim = c.pop("item_init_dim")
+        return SASRec(item_init=None if init_dim is None else np.zeros((c["num_items"], init_dim), np.float32), **c)
+    llm_dim = c.pop("llm_dim")
+    return PersonaRetriever(item_emb=np.zeros((c["num_items"], llm_dim), np.float32), **c)

@@ -1,10 +1,11 @@
 """What ``kgrec serve`` calls: a loaded snapshot of everything a request needs, hot reload, and
 a batched write-back of ``RECOMMENDED`` edges off the request path.
 
-* :class:`Snapshot` — the recommender (:func:`~kgrec.recommender.workflow.load_context`), the
-  inductive persona encoder (:func:`~kgrec.personas.workflow.load_inductive`), every user's persona
-  and every item's title (one stream each: no database round trip per request), the persona
-  groups, and the versions and fingerprints ``/health`` reports.
+* :class:`Snapshot` — the recommender and the persona model's past encoder
+  (:func:`~kgrec.recommender.workflow.load_context`; a known user's persona is that of their
+  past, computed once and cached), every user id and item title (one stream each: no database
+  round trip per request), the persona groups, and the versions and fingerprints ``/health``
+  reports.
 * :class:`Service` — the current snapshot behind one reference. :meth:`Service.reload` builds a new
   snapshot beside the old one and swaps the reference, so requests in flight finish on the old one
   and none is dropped. With several worker processes, a reload touches ``$KGREC_HOME/serve/reload``
@@ -28,9 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from kgrec.errors import ModelError, NotFoundError, StoreUnavailable
+from kgrec.errors import NotFoundError, StoreUnavailable
 from kgrec.recommender import workflow as W
 
 log = logging.getLogger(__name__)
@@ -39,7 +38,6 @@ log = logging.getLogger(__name__)
 @dataclass
 class Snapshot:
     context: W.Context
-    inductive: Callable[[list[str]], np.ndarray] | None
     groups: list[dict[str, Any]]
     versions: dict[str, Any]
     notes: list[str] = field(default_factory=list)
@@ -54,31 +52,21 @@ class Snapshot:
 def load_snapshot(store, settings, generation: int = 0) -> Snapshot:
     """Everything a request needs, read once. Raises :class:`ModelError` without a recommender."""
     from kgrec.personas.plot import persona_table
-    from kgrec.personas.workflow import load_inductive
 
     t0 = time.perf_counter()
     ctx = W.load_context(store, settings).snapshot(store)
-    notes: list[str] = []
-    persona_hash = None
-    try:
-        inductive = load_inductive(store, settings)
-        persona_hash = _persona_model_hash(settings)
-    except ModelError as e:  # no persona model: anonymous sessions get no persona (and say so)
-        inductive = None
-        notes.append(f"no inductive persona model: {e}")
     meta = ctx.meta
     versions = {
         "generation": generation,
         "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "load_seconds": round(time.perf_counter() - t0, 2),
-        "recommender": {k: meta.get(k) for k in ("fingerprint", "persona_version", "fusion", "alpha",
-                                                  "trained_at", "n_items")},
-        "persona_model": persona_hash,
-        "users": len(ctx.personas or {}),
-        "users_with_persona": sum(p is not None for p, _ in (ctx.personas or {}).values()),
+        "recommender": {k: meta.get(k) for k in ("fingerprint", "persona_version", "fusion", "trained_at",
+                                                  "n_items")},
+        "persona_model": _persona_model_hash(settings) if ctx.encoder is not None else None,
+        "users": len(ctx.users or ()),
         "items": len(ctx.titles or {}),
     }
-    snapshot = Snapshot(ctx, inductive, persona_table(store), versions, notes)
+    snapshot = Snapshot(ctx, persona_table(store), versions, list(ctx.notes))
     _warm_up(snapshot, store, settings)
     return snapshot
 
@@ -87,7 +75,7 @@ def _warm_up(snapshot: Snapshot, store, settings) -> None:
     """One known-user and one anonymous request before the snapshot serves: lazy initialisation
     (first-call kernels, code generation) is paid here, not by the first clients (measured: the
     first seconds of a load run at 10 clients had a p95 of 12 s without it)."""
-    users = [u for u, (p, _) in (snapshot.context.personas or {}).items() if p is not None][:1]
+    users = sorted(snapshot.context.history)[:1]
     items = [i for i in snapshot.context.model.vocab.ids[1:4]]
     t0 = time.perf_counter()
     try:
@@ -114,11 +102,8 @@ def _persona_model_hash(settings) -> str | None:
 def recommend(snapshot: Snapshot, store, settings, *, user: str | None, session: Sequence[str], k: int,
               exclude_seen: bool) -> W.RecList:
     """One request on ``snapshot`` (no database round trip; write-back is the caller's)."""
-    recs = W.recommend(store, settings, user=user, session=session, k=k, exclude_seen=exclude_seen,
-                       inductive=snapshot.inductive if user is None else None, context=snapshot.context)
-    if user is None and snapshot.inductive is None:
-        recs.notes.extend(snapshot.notes)
-    return recs
+    return W.recommend(store, settings, user=user, session=session, k=k, exclude_seen=exclude_seen,
+                       context=snapshot.context)
 
 
 class Service:

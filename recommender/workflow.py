@@ -2,27 +2,28 @@
 
 Every function takes ``(store, settings, ..., progress)``; heavy libraries load inside.
 
-* Item embeddings come from ``Item.emb``, personas from ``User.persona`` (written by
-  ``kgrec train personas``); with no persona in the graph, training and evaluation stop
-  with a :class:`ModelError` that says so.
+* Item embeddings come from ``Item.emb``; personas come from the saved persona model
+  (``kgrec train personas``) as a **past encoder**
+  (:class:`~kgrec.personas.workflow.PastEncoder`): every example's persona is built from that
+  user's past before it (a training session: the earlier training sessions; validation: train;
+  test and serving: train + valid), never from the target's own session. Without a persona
+  model, training and evaluation stop with a :class:`ModelError` that says so.
 * The trained model lives in ``settings.models_dir / "recommender"``: the service files
   (:meth:`Recommender.save`) plus ``train.json`` (split fingerprint, persona version,
-  chosen fusion, alpha, ...). A model trained on another build is refused.
-* :func:`recommend`: a known user gets the persona stored in the graph; the model sees only
-  the given session (none: the persona alone answers, as for a session's first item under
-  the ``session`` protocol), and the user's train + valid items are not recommended again
-  (``exclude_seen``, the default). **Unknown user ids are an
-  error; pass --session without --user for the anonymous / cold-start path**, which uses
-  an inductive persona from the ``inductive`` hook (item ids -> vector) when given, and
-  no persona otherwise (the result says which: :attr:`RecList.persona_source`).
+  chosen fusion, plan, ...). A model trained on another build is refused.
+* :func:`recommend`: a known user gets the persona of their whole known past (train + valid
+  items), exactly as a test example does; the model sees only the given session, and the
+  user's train + valid items are not recommended again (``exclude_seen``, the default).
+  **Unknown user ids are an error; pass --session without --user for an anonymous session**,
+  which has no past and so gets the learned no-persona state, as a user's first session
+  does in training (:attr:`RecList.persona_source` says ``none``).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,10 +42,9 @@ NO_PERSONAS = "no personas in the graph; run `kgrec train personas` first"
 @dataclass
 class Inputs:
     split: Any
-    vocab: Any  # ItemVocab over train/valid/test/items, as recommender.evaluate.prepare builds it
+    vocab: Any  # ItemVocab over train/valid/test/items, as recommender.recipe.prepare builds it
     item_table: np.ndarray  # [len(vocab), d] aligned to vocab (row 0 and items without Item.emb = 0)
-    personas: dict[str, np.ndarray]
-    history_user: dict[str, np.ndarray]  # user -> mean LLM embedding of their training items
+    personas: Any  # PastEncoder: the persona of any user's past
     persona_version: str | None
     fingerprint: str
 
@@ -59,7 +59,7 @@ class Rec:
 
 
 class RecList(list):
-    """``list[Rec]`` plus where the persona came from (``graph``, ``inductive``, ``none``) and notes."""
+    """``list[Rec]`` plus where the persona came from (``past``, ``none``) and notes."""
 
     def __init__(self, rows=(), *, user: str | None = None, persona_source: str = "none",
                  run_id: str | None = None, notes: Sequence[str] = ()):
@@ -67,10 +67,20 @@ class RecList(list):
         self.user, self.persona_source, self.run_id, self.notes = user, persona_source, run_id, list(notes)
 
 
+def past_encoder(store, settings):
+    """The saved persona model as a past encoder, or a :class:`ModelError` saying to train it."""
+    from kgrec.personas.workflow import load_past_encoder
+
+    try:
+        return load_past_encoder(store, settings)
+    except ModelError as e:
+        raise ModelError(f"{NO_PERSONAS} ({e})") from e
+
+
 def load_inputs(store, settings, progress=None) -> Inputs:
-    """Split, ``Item.emb`` aligned to the vocabulary, ``User.persona`` and history-user vectors."""
+    """Split, ``Item.emb`` aligned to the vocabulary, and the persona model as a past encoder."""
     from kgrec.kg.artefacts import load_item_embeddings, load_split
-    from kgrec.recommender.data import ItemVocab, align_item_embeddings, history_user_embeddings
+    from kgrec.recommender.data import ItemVocab, align_item_embeddings
 
     progress = progress or NullProgress()
     split = load_split(settings)
@@ -81,16 +91,8 @@ def load_inputs(store, settings, progress=None) -> Inputs:
     if not ids:
         raise ModelError("no item embeddings in the graph; run `kgrec build` with --embeddings")
     table = align_item_embeddings(vocab, emb, ids)
-    with progress.stage("read User.persona", 1) as advance:
-        users = store.stream_nodes("User", ["persona", "persona_version"])
-        advance(1)
-    personas = {u: np.asarray(p, dtype=np.float32) for u, p in zip(users.ids, users.properties["persona"])
-                if p is not None}
-    if not personas:
-        raise ModelError(NO_PERSONAS)
-    versions = Counter(str(v) for v in users.properties["persona_version"] if v is not None)
-    return Inputs(split, vocab, table, personas, history_user_embeddings(split.train, vocab, table),
-                  versions.most_common(1)[0][0] if versions else None, split.fingerprint())
+    encoder = past_encoder(store, settings)
+    return Inputs(split, vocab, table, encoder, encoder.version, split.fingerprint())
 
 
 def _stream_item_embeddings(store) -> tuple[list[str], np.ndarray]:
@@ -116,10 +118,11 @@ def train(store, settings, *, epochs: int = 50, seed: int | None = None, device:
     apply_torch_threads(settings)
     seed = settings.seed if seed is None else seed
     inp = load_inputs(store, settings, progress)
-    prep = prepare(inp.split, inp.item_table, inp.personas, inp.history_user, item_ids=inp.vocab.ids,
-                   max_len=max_len, protocol="session", exclude_seen=True)
+    prep = prepare(inp.split, inp.item_table, inp.personas, item_ids=inp.vocab.ids, max_len=max_len,
+                   protocol="session", exclude_seen=True, progress=progress)
+    prep.persona_table("persona")  # the personas of every past, with their own progress bar
     t0 = time.perf_counter()
-    with progress.stage("train recommender", epochs * (1 + len(fusions))) as advance:
+    with progress.stage("train recommender", epochs * (2 + len(fusions))) as advance:
         say = progress.note
 
         def tick(msg: str) -> None:
@@ -136,13 +139,12 @@ def save_pipeline(settings, inp: Inputs, prep, tp, *, k: int, epochs: int, devic
     """Save a :class:`~kgrec.recommender.recipe.TrainedPipeline` as the production recommender."""
     from kgrec.recommender.service import Recommender
 
-    rec = Recommender(prep.vocab, tp.retriever.cpu(), tp.sasrec.cpu(), alpha=tp.alpha, k=k)
-    out = rec.save(model_dir(settings))
+    parts = {"sasrec": tp.sasrec.cpu(), "session": tp.session.cpu(), "persona": tp.retriever.cpu()}
+    out = Recommender(prep.vocab, parts, tp.plan).save(model_dir(settings))
     meta = {"fingerprint": inp.fingerprint, "persona_version": inp.persona_version, "protocol": "session",
             "fusion": tp.fusion, "fusion_valid_NDCG@10": tp.fusion_valid, "sasrec_valid_NDCG@10": tp.sasrec_valid,
-            "alpha": tp.alpha, "k": k, "epochs": epochs, "seed": tp.seed, "device": device,
-            "n_items": len(prep.vocab) - 1, "n_personas": len(inp.personas),
-            "persona_dim": int(next(iter(inp.personas.values())).shape[-1]),
+            "session_valid_NDCG@10": tp.session_valid, "plan": tp.plan.to_dict(), "k": k, "epochs": epochs,
+            "seed": tp.seed, "device": device, "n_items": len(prep.vocab) - 1, "persona_dim": int(inp.personas.dim),
             "train_seconds": round(seconds, 2),
             "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (out / TRAIN_META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
@@ -156,20 +158,27 @@ class Context:
     model: Any
     meta: dict
     history: dict[str, list[str]]  # user -> train + valid item ids in time order
+    encoder: Any = None  # PastEncoder (None: personas unavailable, recommend without)
     notes: list[str] = field(default_factory=list)
-    # in-memory snapshots (``kgrec serve``): user -> (persona or None, version), item -> title;
-    # None reads them from the store on each call
-    personas: dict[str, tuple[Any, Any]] | None = None
+    # in-memory snapshots (``kgrec serve``): the known users, item -> title; None reads the store
+    users: set[str] | None = None
     titles: dict[str, str | None] | None = None
+    personas: dict[str, np.ndarray] = field(default_factory=dict)  # cache: user -> persona of their past
 
     def snapshot(self, store) -> Context:
-        """Load the persona and title snapshots (one stream each) and return self."""
-        users = store.stream_nodes("User", ["persona", "persona_version"])
-        self.personas = {u: (None if p is None else np.asarray(p, dtype=np.float32), v) for u, p, v in
-                         zip(users.ids, users.properties["persona"], users.properties["persona_version"])}
+        """Load the user ids and titles (one stream each) and return self."""
+        self.users = set(store.stream_nodes("User", []).ids)
         items = store.stream_nodes("Item", ["title"])
         self.titles = dict(zip(items.ids, items.properties["title"]))
         return self
+
+    def persona_of(self, user: str) -> np.ndarray | None:
+        """The persona of ``user``'s whole known past (train + valid), as a test example gets it."""
+        if self.encoder is None:
+            return None
+        if user not in self.personas:
+            self.personas[user] = self.encoder.encode([user], [self.history.get(user, [])])[0]
+        return self.personas[user]
 
 
 def load_context(store, settings) -> Context:
@@ -191,38 +200,34 @@ def load_context(store, settings) -> Context:
         f = frame.sort_values(["user", *[c for c in ("ts", "order") if c in frame]], kind="stable")
         for u, items in f.groupby(f["user"].astype(str), sort=False)["item"]:
             history.setdefault(u, []).extend(items.astype(str).tolist())
-    return Context(Recommender.load(d), meta, history)
+    notes, encoder = [], None
+    try:
+        encoder = past_encoder(store, settings)
+    except ModelError as e:
+        notes.append(f"recommending without personas: {e}")
+    stored = meta.get("persona_version")
+    if encoder is not None and stored is not None and encoder.version is not None and encoder.version != stored:
+        notes.append(f"persona version {encoder.version} differs from the one the model was trained with "
+                     f"({stored}); retrain the recommender")
+    return Context(Recommender.load(d), meta, history, encoder, notes)
 
 
-def _user_persona(store, ctx: Context, user: str, notes: list[str]) -> tuple[np.ndarray | None, str]:
-    """A known user's stored persona (from the snapshot or the graph) and its source; notes a stale one."""
-    if ctx.personas is not None:
-        hit = ctx.personas.get(user)
-        rows = [] if hit is None else [{"persona": hit[0], "version": hit[1]}]
-    else:
-        rows = store.run("recommend_user", {"user": user}, read_only=True)
-    if not rows:
-        raise NotFoundError(f"unknown user id {user!r}; pass --session without --user for the "
-                            "anonymous / cold-start path")
-    if rows[0]["persona"] is None:
-        notes.append(f"user {user!r} has no persona; recommending without one")
-        return None, "none"
-    stored = ctx.meta.get("persona_version")
-    if stored is not None and rows[0]["version"] is not None and str(rows[0]["version"]) != str(stored):
-        notes.append(f"persona version {rows[0]['version']} differs from the one the model was "
-                     f"trained with ({stored}); retrain the recommender")
-    return np.asarray(rows[0]["persona"], dtype=np.float32), "graph"
+def _check_user(store, ctx: Context, user: str) -> None:
+    known = (user in ctx.users) if ctx.users is not None else \
+        bool(store.run("recommend_user", {"user": user}, read_only=True))
+    if not known:
+        raise NotFoundError(f"unknown user id {user!r}; pass --session without --user for an "
+                            "anonymous session")
 
 
 def recommend(store, settings, *, user: str | None = None, session: Sequence[str] = (), k: int = 10,
-              write: bool = False, run_id: str | None = None,
-              inductive: Callable[[list[str]], np.ndarray] | None = None, exclude_seen: bool = True,
+              write: bool = False, run_id: str | None = None, exclude_seen: bool = True,
               context: Context | None = None, progress=None) -> RecList:
     """Top-``k`` :class:`Rec` rows for a known ``user`` and/or a ``session`` of item ids.
 
-    Unknown user ids are an error (:class:`NotFoundError`); pass ``session`` without
-    ``user`` for the anonymous / cold-start path (inductive persona via ``inductive``, or
-    none). An unknown item id in ``session`` raises :class:`NotFoundError` naming it.
+    A known user's persona is that of their known past (train + valid); an anonymous session
+    has no past and gets none. Unknown user ids are an error (:class:`NotFoundError`); an
+    unknown item id in ``session`` raises :class:`NotFoundError` naming it.
     ``write=True`` (known users only) replaces the user's ``RECOMMENDED`` edges of
     ``run_id`` with ``{rank, score, run}`` edges. Pass a :func:`load_context` result as
     ``context`` to avoid reloading the model on every call.
@@ -242,11 +247,14 @@ def recommend(store, settings, *, user: str | None = None, session: Sequence[str
     notes = list(ctx.notes)
     persona, source = None, "none"
     if user is not None:
-        persona, source = _user_persona(store, ctx, user, notes)
-    elif inductive is not None:
-        persona, source = np.asarray(inductive(list(session)), dtype=np.float32), "inductive"
+        _check_user(store, ctx, user)
+        persona = ctx.persona_of(user)
+        if persona is not None and np.any(persona):
+            source = "past"
+        else:
+            notes.append(f"user {user!r} has no past the persona model knows; recommending without a persona")
     else:
-        notes.append("anonymous session and no inductive persona model: recommending without a persona")
+        notes.append("anonymous session: no past, so no persona (the model's no-persona state)")
     known = ctx.history.get(user, []) if user is not None else []
     top = model.recommend(persona, session, k=k, exclude_seen=exclude_seen, known_items=known)
     titles = ctx.titles or {}
@@ -283,6 +291,7 @@ def evaluate(store, settings, *, seeds: Sequence[int] = (0, 1, 2), epochs: int =
     inp = load_inputs(store, settings, progress)
     saved: dict[str, Path] = {}
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
 
     def keep(prep, tp) -> None:
         if save_model and not saved:
@@ -291,36 +300,17 @@ def evaluate(store, settings, *, seeds: Sequence[int] = (0, 1, 2), epochs: int =
 
     with progress.stage(f"evaluate (protocol {protocol.value})", None):
         frames = inp.split if users is None else subsample_users(inp.split, users)
-        results = evaluate_all(frames, inp.item_table, inp.personas, inp.history_user,
-                               item_ids=inp.vocab.ids, seeds=list(seeds), epochs=epochs, device=device,
-                               progress=progress.note, protocol=protocol, exclude_seen=exclude_seen, k=k,
-                               on_pipeline=keep, **kwargs)
+        results = evaluate_all(frames, inp.item_table, inp.personas, item_ids=inp.vocab.ids, seeds=list(seeds),
+                               epochs=epochs, device=device, progress=progress.note, protocol=protocol,
+                               exclude_seen=exclude_seen, k=k, on_pipeline=keep, **kwargs)
     results.extra.update({"fingerprint": inp.fingerprint, "persona_version": inp.persona_version,
                           "epochs": epochs, "device": device, "user_subsample": users,
-                          "seconds": round(time.perf_counter() - t0, 1)})
+                          "seconds": round(time.perf_counter() - t0, 1),
+                          "cpu_seconds": round(time.process_time() - cpu0, 1)})
     paths = write_report(results, out_dir or settings.reports_dir)
     if saved:
         paths["model"] = saved["model"]
     return results, paths
-
-
-def recommend_with_inductive(store, settings, *, user: str | None = None, session: Sequence[str] = (),
-                             k: int = 10, write: bool = False, run_id: str | None = None) -> RecList:
-    """:func:`recommend` as ``kgrec recommend`` runs it: an anonymous session gets an inductive
-    persona from the saved persona model; without a usable one it is recommended without a
-    persona, and the first note says why."""
-    inductive, notes = None, []
-    if user is None:
-        from kgrec.personas.workflow import load_inductive
-
-        try:
-            inductive = load_inductive(store, settings)
-        except ModelError as e:
-            notes.append(f"no inductive persona: {e}")
-    recs = recommend(store, settings, user=user, session=session, k=k, write=write, run_id=run_id,
-                     inductive=inductive)
-    recs.notes[:0] = notes
-    return recs
 
 
 def explain(store, settings, *, user: str, item: str, n: int = 5) -> list:

@@ -68,7 +68,7 @@ def test_import_is_light():
     import sys
 
     code = ("import sys; import kgrec.recommender.data, kgrec.recommender.metrics, kgrec.recommender.evaluate, "
-            "kgrec.recommender.rerank, kgrec.recommender.service, kgrec.recommender.baselines, "
+            "kgrec.recommender.fusion, kgrec.recommender.service, kgrec.recommender.baselines, "
             "kgrec.recommender.recipe, kgrec.recommender.protocols, kgrec.recommender.workflow; "
             "print(any(m in sys.modules for m in ('torch', 'faiss', 'matplotlib')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

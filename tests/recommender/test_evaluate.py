@@ -8,7 +8,7 @@ from kgrec.recommender import report as R
 from kgrec.recommender import training
 
 NAMES = {"popularity", "sasrec", "llmseqsim", "retriever_no_persona", "retriever_history_user",
-         "retriever_persona", "full_pipeline", "pipeline_persona_neighbours", "pipeline_history_neighbours"}
+         "retriever_persona", "full_pipeline", "pipeline_history_user"}
 METRICS = {"HR@10", "HR@100", "NDCG@10", "MRR", "LT-HR@100", "coverage"}
 
 
@@ -24,7 +24,7 @@ def test_evaluate_all_end_to_end(tiny, tmp_path, monkeypatch, protocol, seeds):
 
     monkeypatch.setattr(training, "fit", spy)
     msgs = []
-    res = E.evaluate_all(split, emb, personas, None, seeds=seeds, epochs=2, device="cpu", progress=msgs.append,
+    res = E.evaluate_all(split, emb, personas, seeds=seeds, epochs=2, device="cpu", progress=msgs.append,
                          max_len=12, protocol=protocol, sasrec_kwargs={"hidden": 16, "num_blocks": 1},
                          retriever_kwargs={"hidden": 16})
     assert set(res) == NAMES and res.extra["protocol"] == protocol and res.extra["exclude_seen"] is True
@@ -35,9 +35,9 @@ def test_evaluate_all_end_to_end(tiny, tmp_path, monkeypatch, protocol, seeds):
             assert math.isnan(cell["mean"]) or 0.0 <= cell["mean"] <= 1.0
     assert res["popularity"]["HR@10"]["std"] == 0.0
     assert set(res.extra["fusion"]) == {"prefix", "gate"}
-    assert len(res.extra["chosen_fusion"]) == len(seeds) and len(res.extra["alpha"]) == len(seeds) and msgs
+    assert len(res.extra["chosen_fusion"]) == len(seeds) and len(res.extra["plan"]) == len(seeds) and msgs
     # early stopping only ever saw validation examples
-    assert len(valid_sets) == 6 * len(seeds)  # per seed: sasrec, 2 persona, no-persona, 2 history-user
+    assert len(valid_sets) == 6 * len(seeds)  # per seed: sasrec, session, 2 persona, 2 history-user (each once)
     prep = E.prepare(split, emb, personas, max_len=12, protocol=protocol)
     for v in valid_sets:
         assert v.targets.tolist() == prep.valid.targets.tolist() and v.users == prep.valid.users

@@ -11,12 +11,12 @@ from kgrec.recommender.training import evaluate_scorer, fit
 @pytest.mark.parametrize("fusion", ["prefix", "gate", "none"])
 def test_retriever_fusions(prepared, fusion, train_loss):
     n = len(prepared.vocab)
-    pers = prepared.persona_rows("persona", prepared.windows.users)
+    pers = prepared.persona_rows("persona", prepared.windows)
     torch.manual_seed(0)
     r = PersonaRetriever(n, prepared.item_table, persona_dim=pers.shape[1], hidden=16, max_len=12,
                          dropout=0.0, fusion=fusion)
     seqs = torch.as_tensor(prepared.test.seqs[:4])
-    p = torch.as_tensor(prepared.persona_rows("persona", prepared.test.users[:4]))
+    p = torch.as_tensor(prepared.persona_rows("persona", prepared.test)[:4])
     s = r.score(seqs, p)
     assert s.shape == (4, n) and torch.isinf(s[:, 0]).all()
     # frozen projection: the base table is a buffer, the residual is trainable
@@ -36,12 +36,12 @@ def test_persona_helps_on_planted_groups(prepared):
         r = PersonaRetriever(len(prepared.vocab), prepared.item_table, persona_dim=8, hidden=16, max_len=12,
                              dropout=0.0, fusion=fusion)
         src = "none" if fusion == "none" else "persona"
-        fit(r, prepared.windows, prepared.valid, train_persona=prepared.persona_rows(src, prepared.windows.users),
-            valid_persona=prepared.persona_rows(src, prepared.valid.users), epochs=25, lr=5e-3, seed=0)
+        fit(r, prepared.windows, prepared.valid, train_persona=prepared.persona_rows(src, prepared.windows),
+            valid_persona=prepared.persona_rows(src, prepared.valid), epochs=25, lr=5e-3, seed=0)
         ex = prepared.test
         one = ex.subset(np.arange(len(ex)))
         one.seqs = D.pad_left([s[s != 0][-1:] for s in ex.seqs], 12)  # only the last item
-        res[fusion] = evaluate_scorer(r, one, prepared.persona_rows(src, ex.users))["MRR"]
+        res[fusion] = evaluate_scorer(r, one, prepared.persona_rows(src, ex))["MRR"]
     print(res)
     assert res["gate"] > res["none"]
 
@@ -65,7 +65,7 @@ def test_empty_prefix_and_trimmed_batches(prepared, fusion):
     torch.manual_seed(0)
     r = PersonaRetriever(len(prepared.vocab), prepared.item_table, persona_dim=8, hidden=16, max_len=12,
                          dropout=0.0, fusion=fusion).eval()
-    p = torch.as_tensor(prepared.persona_rows("persona", ["u0", "u1"]))
+    p = torch.as_tensor(prepared.personas.encode(["u0", "u1"], [[], []]))
     empty = torch.zeros(2, 12, dtype=torch.long)
     s = r.score(empty, p)
     assert torch.isfinite(s[:, 1:]).all()

@@ -6,6 +6,8 @@ import torch
 
 from kgrec.errors import ModelError, NotFoundError
 from kgrec.recommender.data import ItemVocab
+from kgrec.recommender.fusion import Plan, Setting
+from kgrec.recommender.protocols import PREFIX_BUCKETS
 from kgrec.recommender.recipe import prepare, train_pipeline
 from kgrec.recommender.retriever import PersonaRetriever
 from kgrec.recommender.sasrec import SASRec
@@ -18,7 +20,7 @@ def rec(tiny):
     prep = prepare(split, emb, personas, max_len=12)
     tp = train_pipeline(prep, 0, fusions=("gate",), epochs=2, k=20, sasrec_kwargs={"hidden": 16, "num_blocks": 1},
                         retriever_kwargs={"hidden": 16})
-    return Recommender(prep.vocab, tp.retriever, tp.sasrec, alpha=tp.alpha, k=20)
+    return Recommender(prep.vocab, {"sasrec": tp.sasrec, "session": tp.session, "persona": tp.retriever}, tp.plan)
 
 
 def test_recommend_shapes_and_flags(rec, tiny):
@@ -52,9 +54,6 @@ def test_save_load_roundtrip(rec, tiny, tmp_path):
     rec.save(tmp_path / "m")
     back = Recommender.load(tmp_path / "m")
     assert back.recommend(personas["u2"], ["i1", "i2"], k=5) == rec.recommend(personas["u2"], ["i1", "i2"], k=5)
-    faiss_back = Recommender.load(tmp_path / "m", backend="faiss")
-    assert [i for i, *_ in faiss_back.recommend(personas["u2"], ["i1"], k=5)] == \
-        [i for i, *_ in rec.recommend(personas["u2"], ["i1"], k=5)]
     (tmp_path / "m" / "sasrec.pt").write_bytes(b"junk")
     with pytest.raises(ModelError):
         Recommender.load(tmp_path / "m")
@@ -69,8 +68,11 @@ def test_latency_25k_items():
     vocab = ItemVocab(f"i{i}" for i in range(1, n))
     torch.manual_seed(0)
     ret = PersonaRetriever(n, emb, persona_dim=64, hidden=64, fusion="gate")
+    ses = PersonaRetriever(n, emb, persona_dim=1, hidden=64, fusion="none")
     sas = SASRec(n, hidden=64, item_init=emb)
-    rec = Recommender(vocab, ret, sas, alpha=0.5, k=100)
+    mixed = Setting((0.5, 0.25, 0.25), (0.5, 0.0, 0.5))
+    plan = Plan(100, PREFIX_BUCKETS, {b[0]: mixed for b in PREFIX_BUCKETS})
+    rec = Recommender(vocab, {"sasrec": sas, "session": ses, "persona": ret}, plan)
     persona = rng.normal(size=64).astype(np.float32)
     session = [f"i{i}" for i in rng.integers(1, n, 20)]
     for _ in range(3):

@@ -1,7 +1,7 @@
 """The stage-2 workflow end to end on the ml-mini graph (real FalkorDB, real MiniLM item vectors).
 
-Personas are stand-ins until ``kgrec train personas`` lands: the mean of each user's
-training item embeddings plus noise, written as ``User.persona`` like the real ones.
+Personas come from a small real HDGI model (``train_personas``): the recommender pairs every
+example with the persona of that user's past, computed by the saved model's past encoder.
 """
 
 from __future__ import annotations
@@ -25,39 +25,35 @@ def _build(store, settings) -> None:
     build(store, settings, BuildOptions(kind="movielens", data=FIXTURE, k_core=3, embeddings=True))
 
 
-def _write_personas(store, settings, dim: int = 24) -> dict[str, np.ndarray]:
-    split = load_split(settings)
-    emb = store.stream_nodes("Item", ["emb"])
-    table = {i: np.asarray(v, np.float32) for i, v in zip(emb.ids, emb.properties["emb"])}
-    rng = np.random.default_rng(0)
-    proj = rng.normal(size=(384, dim)).astype(np.float32) / np.sqrt(384)
-    users, vecs = [], []
-    for u, g in split.train.groupby(split.train["user"].astype(str)):
-        m = np.mean([table[str(i)] for i in g["item"]], axis=0) @ proj
-        users.append(u)
-        vecs.append(m + rng.normal(0, 0.01, dim).astype(np.float32))
-    store.write_vectors("User", "persona", users, np.stack(vecs), extra={"persona_version": "test-v1"})
-    return dict(zip(users, vecs))
+PERSONAS = {"epochs": 3, "hidden": 16, "patience": 3, "k": 3, "seed": 0}
+
+
+def _write_personas(store, settings) -> str:
+    from kgrec.personas.workflow import train_personas
+
+    return train_personas(store, settings, **PERSONAS).version
 
 
 def test_train_recommend_write(store, settings) -> None:
     _build(store, settings)
     with pytest.raises(ModelError, match="no personas in the graph"):
         W.train(store, settings, epochs=1, **SMALL)
-    personas = _write_personas(store, settings)
+    version = _write_personas(store, settings)
     inp = W.load_inputs(store, settings)
-    assert inp.item_table.shape == (len(inp.vocab), 384) and inp.persona_version == "test-v1"
-    assert set(inp.personas) == set(personas) and inp.history_user
+    assert inp.item_table.shape == (len(inp.vocab), 384) and inp.persona_version == version
+    assert inp.personas.dim == PERSONAS["hidden"]
 
     path = W.train(store, settings, epochs=1, k=30, **SMALL)
     assert path == settings.models_dir / "recommender"
     meta = (path / W.TRAIN_META).read_text()
-    assert "test-v1" in meta and load_split(settings).fingerprint() in meta
+    assert version in meta and load_split(settings).fingerprint() in meta
 
     ctx = W.load_context(store, settings)
-    user = min(personas)
+    user = min(ctx.history)
     recs = W.recommend(store, settings, user=user, k=5, context=ctx)
-    assert len(recs) == 5 and recs.persona_source == "graph"
+    assert len(recs) == 5 and recs.persona_source == "past"
+    # the persona served is the one a test example of this user gets: that of train + valid
+    assert np.array_equal(ctx.persona_of(user), inp.personas.encode([user], [ctx.history[user]])[0])
     assert [r.rank for r in recs] == [1, 2, 3, 4, 5]
     assert all(r.title for r in recs) and all(isinstance(r.from_persona, bool) for r in recs)
     assert [r.score for r in recs] == sorted((r.score for r in recs), reverse=True)
@@ -77,14 +73,6 @@ def test_train_recommend_write(store, settings) -> None:
     anon = W.recommend(store, settings, user=None, session=items, k=4, context=ctx)
     assert len(anon) == 4 and anon.persona_source == "none" and anon.notes
     assert not any(r.from_persona for r in anon)
-    calls = []
-
-    def hook(sess: list[str]) -> np.ndarray:
-        calls.append(sess)
-        return personas[user]
-
-    ind = W.recommend(store, settings, user=None, session=items, k=4, inductive=hook, context=ctx)
-    assert calls == [items] and ind.persona_source == "inductive" and len(ind) == 4
 
     W.recommend(store, settings, user=user, k=6, write=True, run_id="r1", context=ctx)
     again = W.recommend(store, settings, user=user, k=6, write=True, run_id="r1", context=ctx)
@@ -97,16 +85,16 @@ def test_train_recommend_write(store, settings) -> None:
 
 def test_evaluate_writes_report(store, settings) -> None:
     _build(store, settings)
-    _write_personas(store, settings)
+    version = _write_personas(store, settings)
     results, paths = W.evaluate(store, settings, seeds=(0,), epochs=1, k=30, save_model=True, **SMALL)
     assert set(results) == set(MODEL_NAMES) and results.extra["protocol"] == "session"
     # the evaluation's first pipeline is the production model: nothing is trained twice
     assert paths["model"] == W.model_dir(settings) and '"protocol": "session"' in (
         paths["model"] / W.TRAIN_META).read_text()
-    assert len(W.recommend(store, settings, user=min(W.load_inputs(store, settings).personas), k=3)) == 3
+    assert len(W.recommend(store, settings, user=min(W.load_context(store, settings).history), k=3)) == 3
     with pytest.raises(ConfigError, match="session protocol"):
         W.evaluate(store, settings, seeds=(0,), epochs=1, protocol="loo", save_model=True, **SMALL)
-    assert results.extra["persona_version"] == "test-v1"
+    assert results.extra["persona_version"] == version and results.extra["cpu_seconds"] > 0
     for kind in ("md", "json", "png"):
         assert paths[kind].is_file() and paths[kind].parent == settings.reports_dir
     assert results.extra["user_subsample"] is None
