@@ -69,7 +69,7 @@ class Recommendation(BaseModel):
 
 class RecommendResponse(BaseModel):
     user: str | None
-    persona_source: str = Field(description="graph, inductive or none")
+    persona_source: str = Field(description="past (the persona of a known user's past) or none")
     items: list[Recommendation]
     notes: list[str] = []
     run: str | None = None
@@ -257,7 +257,7 @@ def create_app(settings: Any = None) -> FastAPI:
 
     @app.post("/recommend", response_model=RecommendResponse, responses=ERRORS, tags=["recommend"])
     async def recommend_post(req: RecommendRequest) -> RecommendResponse:
-        """Next items for a session; without ``user`` the session is anonymous (inductive persona)."""
+        """Next items for a session; without ``user`` the session is anonymous (no past: no persona)."""
         if req.user is None and not req.session:
             raise ConfigError("give a user, a non-empty session, or both")
         return await asyncio.get_running_loop().run_in_executor(compute, _recommend, req)

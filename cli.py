@@ -222,6 +222,12 @@ def train_personas(
     con = _console()
     con.print(f"[bold]personas[/] {summary.version}: {summary.n_users} users × {summary.dim} dims, "
               f"{summary.encoder}, best epoch {summary.best_epoch} (loss {min(summary.losses):.4f})")
+    g = summary.geometry
+    if g:
+        con.print(f"persona geometry: cosine to the mean persona {g['cos_to_mean']:.3f}; PC1 share "
+                  f"{g['pc1_share']:.3f} raw / {g['pc1_share_centred']:.3f} centred; effective rank "
+                  f"{g['effective_rank']:.1f} raw / {g['effective_rank_centred']:.1f} centred of {g['dim']}; "
+                  f"mean 5-NN cosine {g['knn5_cos']:.3f} raw / {g['knn5_cos_centred']:.3f} centred")
     for name, why in summary.dropped.items():
         con.print(f"[yellow]meta-path {name} dropped[/]: {why}")
     _print_rows([{"meta-path": k, "attention": v} for k, v in summary.attention.items()],

@@ -31,6 +31,7 @@ from kgrec.settings import Settings, apply_torch_threads
 
 from .data import GraphArrays, item_term_lists
 from .features import UserFeaturizer
+from .geometry import geometry
 from .groups import cluster_personas, label_groups
 from .metapaths import build_metapath_graphs, parse_metapaths
 from .projection import graph_arrays
@@ -62,6 +63,7 @@ class PersonaSummary:
     model_dir: str
     metapath_edges: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    geometry: dict[str, float] = field(default_factory=dict)  # personas.geometry: collapse diagnostics
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -159,7 +161,7 @@ def train_personas(store: GraphStore, settings: Settings, *, k: int | None = Non
         metapaths=paths.names, dropped=paths.dropped,
         attention={n: round(float(a), 4) for n, a in zip(paths.names, result.attention, strict=True)},
         losses=[float(v) for v in result.losses], best_epoch=result.best_epoch, seconds=timer.seconds,
-        groups=groups, model_dir=str(out_dir), metapath_edges=paths.edges,
+        groups=groups, model_dir=str(out_dir), metapath_edges=paths.edges, geometry=geometry(z),
         notes=[f"meta-path {n} dropped: {why}" for n, why in paths.dropped.items()]
         + ([f"stopped early at epoch {result.epochs_run}"] if result.stopped_early else []),
     )

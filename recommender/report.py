@@ -78,18 +78,53 @@ def _breakdown_lines(extra: Mapping) -> list[str]:
 
 #: the paper's claims under the session protocol: (what, better model, baseline, metrics)
 CLAIMS = (
-    ("full pipeline > SASRec on the session", "full_pipeline", "sasrec", ("HR@10", "HR@100")),
-    ("full pipeline > history-user ablation", "full_pipeline", "retriever_history_user", ("HR@10", "HR@100")),
-    ("rerank > the retriever's own ranking of the same candidates", "full_pipeline", "retriever_persona",
-     ("NDCG@10", "MRR")),
-    ("long-tail HR@100: full pipeline > no-persona retriever", "full_pipeline", "retriever_no_persona",
-     ("LT-HR@100",)),
-    ("with persona neighbours > SASRec on the session", "pipeline_persona_neighbours", "sasrec", ("HR@10", "HR@100")),
-    ("persona neighbours > history-user neighbours", "pipeline_persona_neighbours", "pipeline_history_neighbours",
+    ("full pipeline > SASRec on the session", "full_pipeline", "sasrec", ("HR@10", "HR@100", "LT-HR@100")),
+    ("full pipeline > no-persona session retriever", "full_pipeline", "retriever_no_persona",
+     ("HR@10", "HR@100", "LT-HR@100")),
+    ("full pipeline > history-user ablation (the same kernel)", "full_pipeline", "pipeline_history_user",
      ("HR@10", "HR@100")),
-    ("long-tail HR@100: persona neighbours > no-persona retriever", "pipeline_persona_neighbours",
-     "retriever_no_persona", ("LT-HR@100",)),
+    ("full pipeline > history-user retriever", "full_pipeline", "retriever_history_user", ("HR@10", "HR@100")),
+    ("persona retriever > history-user retriever", "retriever_persona", "retriever_history_user",
+     ("HR@10", "HR@100")),
+    ("fusion > the persona retriever alone", "full_pipeline", "retriever_persona", ("NDCG@10", "MRR")),
 )
+
+
+def bucket_claims(extra: Mapping, better: str = "full_pipeline",
+                  baselines: tuple[str, ...] = ("sasrec", "retriever_no_persona", "pipeline_history_user")) -> list[str]:
+    """Per prefix-length bucket: ``better`` minus each baseline on HR@10 / HR@100, with the larger std."""
+    bd = extra.get("breakdown") or {}
+    if better not in bd:
+        return []
+    lines = ["| bucket | baseline | metric | model | baseline | difference | verdict |", "|---|---|---|---|---|---|---|"]
+    for label, *_r in PREFIX_BUCKETS:
+        for b in baselines:
+            if b not in bd or not bd[better][label]["n"]:
+                continue
+            for m in ("HR@10", "HR@100"):
+                ca, cb = bd[better][label][m], bd[b][label][m]
+                if any(v is None or math.isnan(v) for v in (ca["mean"], cb["mean"])):
+                    continue
+                lines.append(f"| {label} | {b} | {m} | {_fmt(ca)} | {_fmt(cb)} | {ca['mean'] - cb['mean']:+.4f} | "
+                             f"{_verdict(ca, cb)} |")
+    return lines
+
+
+def plan_lines(extra: Mapping) -> list[str]:
+    """The per-bucket fusion chosen on validation, seed by seed, with the endpoints beside it."""
+    plans = extra.get("plan") or []
+    if not plans:
+        return []
+    lines = ["", "## Fusion plan per prefix-length bucket (chosen on validation NDCG@10)", "",
+             ("| seed | bucket | n valid | weights (sasrec, session, persona) | shares | chosen | SASRec | session "
+             "retriever | best persona setting |"), "|---|---|---|---|---|---|---|---|---|"]
+    for seed, plan in zip(extra.get("seeds", []), plans, strict=False):
+        for label, row in plan.get("valid", {}).items():
+            c = row["chosen"]
+            lines.append(f"| {seed} | {label} | {row['n']} | {c['weights']} | {c['shares']} | "
+                         f"{row[plan.get('metric', 'NDCG@10')]:.4f} | {row['sasrec']:.4f} | {row['session']:.4f} | "
+                         f"{row['best_persona']:.4f} |")
+    return lines
 
 
 def claims_table(results: Mapping) -> list[str]:
@@ -124,14 +159,18 @@ def _report_markdown(results: Mapping, extra: Mapping) -> str:
     md += _table(results)
     if extra.get("protocol") == "session":
         md += ["", "## The paper's claims, as measured", ""] + claims_table(results)
+        per_bucket = bucket_claims(extra)
+        if per_bucket:
+            md += ["", "### Per prefix-length bucket", ""] + per_bucket
     md += _breakdown_lines(extra)
+    md += plan_lines(extra)
     if extra.get("fusion"):
         md += ["", "## Persona fusion (retriever alone, test)", "",
                (f"Chosen per seed on validation NDCG@10: {extra.get('chosen_fusion')} "
                 f"(validation: {json.dumps(_jsonable(extra.get('fusion_valid_NDCG@10')))})"), ""]
         md += _table({f"retriever_persona_{f}": v for f, v in extra["fusion"].items()})
-    if "alpha" in extra:
-        md += ["", f"Rerank alpha per seed (tuned on validation): {extra['alpha']}"]
+    if extra.get("cpu_seconds") is not None:
+        md += ["", f"Wall time {extra.get('seconds')} s, CPU time {extra['cpu_seconds']} s."]
     if "history_user_fusion" in extra:
         md += [f"History-user fusion per seed (validation): {extra['history_user_fusion']}"]
     if "llmseqsim_variant" in extra:

@@ -110,7 +110,7 @@ def test_recommend_known_user_get_and_post(served) -> None:
     r = c.get("/recommend", params={"user": user, "k": 5})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["user"] == user and body["persona_source"] == "graph" and len(body["items"]) == 5
+    assert body["user"] == user and body["persona_source"] == "past" and len(body["items"]) == 5
     assert [x["rank"] for x in body["items"]] == [1, 2, 3, 4, 5]
     assert all(x["item"] in served["items"] for x in body["items"])
     post = c.post("/recommend", json={"user": user, "k": 5}).json()
@@ -130,12 +130,13 @@ def test_the_http_answer_is_the_cli_answer(served) -> None:
     assert cli == http
 
 
-def test_anonymous_session_gets_the_inductive_persona(served) -> None:
+def test_anonymous_session_has_no_past_and_so_no_persona(served) -> None:
     session = served["items"][:3]
     r = served["client"].post("/recommend", json={"session": session, "k": 4, "exclude_seen": True})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["user"] is None and body["persona_source"] == "inductive" and len(body["items"]) == 4
+    assert body["user"] is None and body["persona_source"] == "none" and len(body["items"]) == 4
+    assert any("no past" in n for n in body["notes"])
     assert not set(session) & {x["item"] for x in body["items"]}
 
 

@@ -79,3 +79,23 @@ def test_extra_features_and_mismatch(model_and_graphs, arrays):
     assert InductivePersonas(wide, arrays, SPECS, user_x=ux).infer([2]).shape == (12,)
     with pytest.raises(ConfigError):
         InductivePersonas(wide, arrays, SPECS)  # default user features are 16 wide
+
+
+def test_a_users_past_never_reads_the_users_own_node(model_and_graphs, arrays):
+    """The persona of a training user's past (what the recommender pairs with that user's later
+    targets) must not link to the user's node, whose features hold all of their items."""
+    import scipy.sparse as sp
+
+    model, _ = model_and_graphs
+    inf = InductivePersonas(model, arrays, SPECS)
+    src, dst = arrays.user_item
+    m = sp.csr_matrix((np.ones(src.size), (src, dst)), shape=(arrays.n_users, arrays.n_items))
+    u = int(np.argmax(np.asarray(m.sum(1)).ravel()))
+    items = m[u].indices[:3]
+    assert any(u in nb for nb, _ in inf.neighbours(items))  # the walk does reach the user ...
+    assert not any(u in nb for nb, _ in inf.neighbours(items, exclude_user=u))  # ... unless excluded
+    user = arrays.user_ids[u]
+    got = inf.encode_pasts([user, user], [items, np.zeros(0, np.int64)])
+    assert np.allclose(got[0], inf.infer_many([items], exclude_users=[u])[0], atol=1e-6)
+    assert not np.allclose(got[0], inf.infer(items), atol=1e-6)
+    assert not got[1].any()  # an empty past is the zero row: "no persona"

@@ -124,3 +124,53 @@ def test_exclude_seen_removes_known_items_from_the_ranking(split):
     assert (dropped < kept).all()
     # u's test target f at prefix 0: a b c d e are known, so f ties with g and h (ties count against it)
     assert int(dropped[0]) == 3 and int(kept[0]) == len(v) - 1
+
+
+@pytest.mark.parametrize("protocol", ["session", "loo"])
+def test_no_target_is_in_the_past_its_persona_is_built_from(tiny, protocol):
+    """No training target is in the past row its persona and history vector are built from, and a
+    held-out target's past is exactly what its user had before it; under ``session`` a training session's past is the user's
+    earlier sessions only, the validation past is train, the test past train + valid."""
+    from kgrec.recommender.recipe import prepare
+
+    split, emb, personas = tiny
+    prep = prepare(split, emb, personas, max_len=12, protocol=protocol)
+    w, hist = prep.windows, prep.histories
+    assert w.context is not None and len(w.context) == len(w)
+    for i in range(len(w)):
+        past = set(hist.items(int(w.context[i])).tolist())
+        targets = set(w.targets[i][w.targets[i] != 0].tolist())
+        assert hist.users[int(w.context[i])] == w.users[i]
+        assert not past & targets, (w.users[i], past & targets)
+    for ex in (prep.valid, prep.test):  # a held-out past is exactly what came before the target
+        for i in range(len(ex)):
+            row = int(ex.context[i])
+            prefix = ex.seqs[i][ex.seqs[i] != 0] if protocol == "session" else np.zeros(0, np.int64)
+            assert hist.users[row] == ex.users[i]
+            assert np.array_equal(np.concatenate([hist.items(row), prefix]), ex.seen(i))
+    # the vectors really are functions of the past row: the history-user vector is its mean
+    hv = prep.persona_rows("history_user", w)
+    i = int(np.flatnonzero(np.array([len(hist.items(int(c))) for c in w.context]) > 0)[0])
+    items = np.unique(hist.items(int(w.context[i])))
+    assert np.allclose(hv[i], prep.item_table[items].mean(0), atol=1e-6)
+    if protocol == "session":
+        vocab = prep.vocab
+        train = split["train"].sort_values(["user", "ts"])
+        for i in range(len(w)):
+            u = w.users[i]
+            mine = train[train["user"] == u]
+            first_target = int(w.targets[i][w.targets[i] != 0][0])
+            sess = mine[mine["item"] == vocab.ids[first_target]]["session"].iloc[0]
+            earlier = mine[mine["ts"] < mine[mine["session"] == sess]["ts"].min()]
+            assert sorted(hist.items(int(w.context[i])).tolist()) == sorted(vocab.encode(earlier["item"]).tolist())
+        first = [int(c) for c in w.context if not len(hist.items(int(c)))]
+        assert first  # first sessions have an empty past: the learned no-persona state
+        v_rows = {int(c) for c in prep.valid.context}
+        for r in v_rows:
+            u = hist.users[r]
+            assert sorted(hist.items(r).tolist()) == sorted(vocab.encode(split["train"][split["train"]["user"] == u]
+                                                                         ["item"]).tolist())
+        for r in {int(c) for c in prep.test.context}:
+            u = hist.users[r]
+            both = [split[n][split[n]["user"] == u]["item"] for n in ("train", "valid")]
+            assert sorted(hist.items(r).tolist()) == sorted(vocab.encode(list(both[0]) + list(both[1])).tolist())

@@ -1,0 +1,57 @@
+"""How much of a persona space is one shared direction: the numbers ``kgrec train personas``
+prints and the persona probe reports.
+
+* ``cos_to_mean``: the mean cosine of each persona to the mean persona (1 = all alike);
+* ``pc1_share``: the share of the variance (uncentred: of the second moment) on the first
+  principal direction;
+* ``effective_rank``: ``exp`` of the entropy of the normalised singular values (Roy & Vetterli
+  2007), between 1 and the dimension;
+* each raw and centred (the mean persona subtracted), and the mean cosine to the 5 nearest
+  other personas (``knn5_cos``), the issue's collapse check.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def effective_rank(x: np.ndarray) -> float:
+    s = np.linalg.svd(np.asarray(x, dtype=np.float64), compute_uv=False)
+    if not s.size or s.sum() <= 0:
+        return 0.0
+    p = s / s.sum()
+    p = p[p > 0]
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def pc1_share(x: np.ndarray) -> float:
+    s = np.linalg.svd(np.asarray(x, dtype=np.float64), compute_uv=False) ** 2
+    return float(s[0] / s.sum()) if s.size and s.sum() > 0 else 0.0
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def knn_cosine(x: np.ndarray, k: int = 5, sample: int = 2000, seed: int = 0) -> float:
+    """Mean cosine of (a sample of) the rows to their ``k`` nearest other rows."""
+    u = _unit(np.asarray(x, dtype=np.float64))
+    rows = np.random.default_rng(seed).choice(len(u), size=min(sample, len(u)), replace=False)
+    sim = u[rows] @ u.T
+    sim[np.arange(len(rows)), rows] = -np.inf
+    k = min(k, len(u) - 1)
+    return float(np.sort(sim, axis=1)[:, -k:].mean()) if k > 0 else float("nan")
+
+
+def geometry(z: np.ndarray) -> dict[str, float]:
+    """The collapse diagnostics of the persona rows ``z`` (users × dims), raw and centred."""
+    z = np.asarray(z, dtype=np.float64)
+    z = z[np.abs(z).sum(1) > 0]
+    if len(z) < 2:
+        return {}
+    centred = z - z.mean(0, keepdims=True)
+    mean = _unit(z.mean(0, keepdims=True))[0]
+    return {"n": len(z), "dim": int(z.shape[1]), "cos_to_mean": float((_unit(z) @ mean).mean()),
+            "pc1_share": pc1_share(z), "effective_rank": effective_rank(z), "knn5_cos": knn_cosine(z),
+            "pc1_share_centred": pc1_share(centred), "effective_rank_centred": effective_rank(centred),
+            "knn5_cos_centred": knn_cosine(centred)}

@@ -1,0 +1,125 @@
+"""The kernel: per-bucket plans chosen on validation never lose to an endpoint there, the grid
+search's validation figures are the kernel's own, and evaluation and serving rank alike."""
+
+import numpy as np
+import pytest
+import torch
+
+from kgrec.errors import ConfigError, ModelError
+from kgrec.recommender.fusion import (
+    ENDPOINTS,
+    SASREC_ONLY,
+    SESSION_ONLY,
+    Plan,
+    Setting,
+    candidate_mask,
+    default_grid,
+    lift_candidates,
+    parse_buckets,
+)
+from kgrec.recommender.protocols import PREFIX_BUCKETS
+from kgrec.recommender.recipe import evaluate_kernel, fit_plan, prepare, train_pipeline
+from kgrec.recommender.service import Recommender
+from kgrec.recommender.training import evaluate_scorer
+
+SMALL = {"sasrec_kwargs": {"hidden": 16, "num_blocks": 1}, "retriever_kwargs": {"hidden": 16}}
+
+
+@pytest.fixture(scope="module")
+def trained(tiny):
+    split, emb, personas = tiny
+    prep = prepare(split, emb, personas, max_len=12)
+    return prep, train_pipeline(prep, 0, fusions=("gate",), epochs=3, k=20, **SMALL)
+
+
+def test_chosen_plan_is_never_below_an_endpoint_on_validation(trained):
+    prep, tp = trained
+    for label, row in tp.plan.valid.items():
+        assert row["NDCG@10"] >= row["sasrec"] - 1e-12 and row["NDCG@10"] >= row["session"] - 1e-12, label
+        if tp.plan.settings[label].uses_persona:  # kept only where it beats both endpoints
+            assert row["NDCG@10"] > max(row["sasrec"], row["session"])
+    # the grid search's figures are the kernel's: evaluate the chosen plan on validation
+    _, bd = evaluate_kernel(prep, tp.kernel(), prep.valid, "persona")
+    for label, row in tp.plan.valid.items():
+        if row["n"]:
+            assert bd[label]["NDCG@10"] == pytest.approx(row["NDCG@10"], abs=1e-9), label
+    # ... and per bucket the kernel is >= each session model scored alone
+    for part in (tp.sasrec, tp.session):
+        _, alone = evaluate_scorer(part, prep.valid, exclude_seen=True, breakdown=True)
+        for label, row in bd.items():
+            if row["n"]:
+                assert row["NDCG@10"] >= alone[label]["NDCG@10"] - 1e-9, label
+
+
+@pytest.mark.parametrize("endpoint,part", [(SASREC_ONLY, "sasrec"), (SESSION_ONLY, "session")])
+def test_an_endpoint_plan_is_exactly_that_model(trained, endpoint, part):
+    prep, tp = trained
+    kernel = tp.kernel()
+    kernel.plan = Plan(20, PREFIX_BUCKETS, {b[0]: endpoint for b in PREFIX_BUCKETS})
+    got, _ = evaluate_kernel(prep, kernel, prep.test, "persona")
+    want = evaluate_scorer(getattr(tp, part), prep.test, exclude_seen=True)
+    for m in ("HR@10", "HR@100", "NDCG@10", "MRR"):
+        assert got[m] == pytest.approx(want[m], abs=1e-9), m
+
+
+def test_evaluation_and_serving_rank_one_example_alike(trained):
+    """What is served is what was measured: one test example through evaluate's kernel call and
+    through Recommender.recommend gives the same ranking."""
+    prep, tp = trained
+    rec = Recommender(prep.vocab, {"sasrec": tp.sasrec, "session": tp.session, "persona": tp.retriever}, tp.plan)
+    persona = prep.persona_rows("persona", prep.test)
+    for i in np.flatnonzero(prep.test.prefix_len == 2)[:3].tolist() + [0]:
+        seq = torch.as_tensor(prep.test.seqs[i:i + 1])
+        seen = torch.as_tensor(prep.test.seen_matrix(slice(i, i + 1)))
+        with torch.inference_mode():
+            final = tp.kernel().final_scores(seq, torch.as_tensor(persona[i:i + 1]), prep.test.prefix_len[i:i + 1],
+                                             seen)[0]
+        want = prep.vocab.decode(final.topk(10).indices.tolist())
+        session = prep.vocab.decode(prep.test.seqs[i][prep.test.seqs[i] != 0])
+        known = prep.vocab.decode(prep.test.seen(i))
+        got = rec.recommend(persona[i], session, k=10, exclude_seen=True, known_items=known)
+        assert [item for item, *_ in got] == want
+
+
+def test_candidates_fill_the_pool_and_lift_above_the_rest():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(3, 4, 40, generator=g)
+    z[:, :, 0] = -torch.inf
+    s = Setting((0.5, 0.25, 0.25), (0.5, 0.0, 0.5))
+    blend = 0.5 * z[0] + 0.25 * z[1] + 0.25 * z[2]
+    chosen = candidate_mask(z, s, 10, blend)
+    assert (chosen.sum(1) == 10).all() and not chosen[:, 0].any()
+    top5 = z[0].topk(5, dim=1).indices
+    assert chosen.gather(1, top5).all()  # each part's share is in
+    final = lift_candidates(blend, chosen)
+    worst_cand = final.masked_fill(~chosen, torch.inf).min(1).values
+    best_rest = final.masked_fill(chosen | ~torch.isfinite(final), -torch.inf).max(1).values
+    assert (worst_cand > best_rest).all()
+    # inside the candidates, the blend order is kept
+    order = final.argsort(1, descending=True)[:, :10]
+    assert torch.equal(order, blend.masked_fill(~chosen, -torch.inf).argsort(1, descending=True)[:, :10])
+
+
+def test_settings_buckets_and_plans_validate():
+    assert default_grid()[:2] == list(ENDPOINTS) and len(set(default_grid())) == len(default_grid())
+    assert Setting((0.5, 0.5, 0.0), (0.5, 0.0, 0.5)).counts(7) in ([4, 0, 3], [3, 0, 4])
+    with pytest.raises(ConfigError, match="summing to 1"):
+        Setting((0.5, 0.2, 0.0), (1.0, 0.0, 0.0))
+    assert parse_buckets("0,1,2-4,5+") == PREFIX_BUCKETS
+    for bad in ("1,2+", "0,2-4,5+", "0,1", "0,x+"):
+        with pytest.raises(ConfigError):
+            parse_buckets(bad)
+    plan = Plan(20, PREFIX_BUCKETS, {b[0]: SASREC_ONLY for b in PREFIX_BUCKETS})
+    assert Plan.from_dict(plan.to_dict()).settings == plan.settings
+    with pytest.raises(ModelError):
+        Plan.from_dict({"k": 3})
+
+
+def test_history_user_ablation_gets_its_own_plan(trained):
+    prep, tp = trained
+    from kgrec.recommender.recipe import train_retriever
+
+    hist, _ = train_retriever(prep, "gate", "history_user", 0, epochs=1, model_kwargs={"hidden": 16})
+    plan, table = fit_plan(prep, {"sasrec": tp.sasrec, "session": tp.session, "persona": hist}, "history_user",
+                           k=20)
+    assert set(plan.settings) == {b[0] for b in PREFIX_BUCKETS} and len(table) == len(default_grid())
