@@ -7,7 +7,8 @@
 
 `run` prints the Markdown table and writes results.md/json (+ png when matplotlib is there).
 The inputs are exactly what `kgrec evaluate` feeds the harness: the saved split, Item.emb aligned
-to the vocabulary, User.persona, and the history-user (mean train item embedding) vectors.
+to the vocabulary, and the persona of every past the protocol pairs with a target (computed here
+by the persona model's past encoder, then looked up by `run` through `recipe.PastTable`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 
-def export(home: Path, out: Path) -> None:
+def export(home: Path, out: Path, protocol: str = "session") -> None:
     from kgrec.kg.store import open_store
+    from kgrec.recommender.recipe import prepare
     from kgrec.recommender.workflow import load_inputs
     from kgrec.settings import Settings
 
@@ -34,16 +36,17 @@ def export(home: Path, out: Path) -> None:
     frames = {k: (v[[c for c in keep if c in v.columns]] if k != "items" else v[["item"]]) for k, v in frames.items()}
     for name, frame in frames.items():  # parquet, not pickle: loading never runs code
         frame.to_parquet(out / f"{name}.parquet", index=False)
-    users = sorted(inp.personas)
-    # history-user vectors are recomputed from the train frame by `run` (they are big)
+    prep = prepare(inp.split, inp.item_table, inp.personas, item_ids=inp.vocab.ids, protocol=protocol)
+    h = prep.histories
     np.savez_compressed(out / "arrays.npz", item_table=inp.item_table.astype(np.float32),
                         item_ids=np.asarray(inp.vocab.ids, dtype=str),
-                        persona_users=np.asarray(users, dtype=str),
-                        personas=np.stack([inp.personas[u] for u in users]).astype(np.float32))
-    (out / "meta.json").write_text(json.dumps({"fingerprint": inp.fingerprint,
+                        past_users=np.asarray(h.users, dtype=str), past_ptr=h.ptr,
+                        past_items=np.asarray(prep.vocab.decode(h.flat), dtype=str),
+                        past_personas=prep.persona_table("persona"))
+    (out / "meta.json").write_text(json.dumps({"fingerprint": inp.fingerprint, "protocol": protocol,
                                                "persona_version": inp.persona_version}))
     size = sum(p.stat().st_size for p in out.iterdir()) / 2**20
-    print(f"exported {len(inp.vocab.ids)} vocab rows, {len(users)} personas to {out} ({size:.1f} MB)")
+    print(f"exported {len(inp.vocab.ids)} vocab rows, personas of {len(h)} pasts to {out} ({size:.1f} MB)")
 
 
 def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: int | None,
@@ -52,8 +55,8 @@ def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: 
     import pandas as pd
     import torch
 
-    from kgrec.recommender.data import ItemVocab, history_user_embeddings
     from kgrec.recommender.evaluate import evaluate_all, subsample_users
+    from kgrec.recommender.recipe import PastTable
     from kgrec.recommender.report import write_report
 
     if threads:
@@ -65,15 +68,16 @@ def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: 
         print(f"subsample: {frames['test']['user'].nunique()} of {n_test_users} test users, "
               f"{len(frames['train'])} train rows")
     z = np.load(inputs / "arrays.npz", allow_pickle=False)
-    personas = dict(zip(z["persona_users"].tolist(), z["personas"], strict=True))
+    ptr, flat = z["past_ptr"], z["past_items"].tolist()
+    personas = PastTable(z["past_users"].tolist(), [flat[ptr[j]:ptr[j + 1]] for j in range(len(ptr) - 1)],
+                         z["past_personas"])
     item_ids = z["item_ids"].tolist()
-    history = history_user_embeddings(frames["train"], ItemVocab(item_ids[1:]), z["item_table"])
 
     class Split:  # the attributes evaluate_all reads
         train, valid, test, items = frames["train"], frames["valid"], frames["test"], frames["items"]
 
     t = time.perf_counter()
-    results = evaluate_all(Split, z["item_table"], personas, history, item_ids=item_ids,
+    results = evaluate_all(Split, z["item_table"], personas, item_ids=item_ids,
                            seeds=list(range(first_seed, first_seed + seeds)), epochs=epochs, device=device, fit_kwargs=fit_kwargs,
                            protocol=protocol, exclude_seen=exclude_seen, fusions=fusions,
                            progress=lambda m: print(f"[{time.perf_counter() - t:7.1f}s] {m}", flush=True))

@@ -2,18 +2,14 @@
 
     .venv/bin/python benchmarks/recommend_latency.py --home .kgrec [--calls 500] [--threads 1]
 
-Needs a built home with ``User.persona`` and a trained recommender (``kgrec train
-personas`` + ``kgrec train recommender``). For a home that has neither yet,
-``--stand-in-personas`` writes stand-in personas (mean item embedding of each user's
-training items, randomly projected to 64 dims; the graph's real ones are never
-overwritten) and ``--train-epochs N`` trains the recommender first.
+Needs a built home with a persona model and a trained recommender (``kgrec train
+personas`` + ``kgrec train recommender``; ``--train-epochs N`` trains the recommender first).
 
-Single calls: :func:`kgrec.recommender.workflow.recommend` with a loaded context, i.e.
-per call one Cypher round trip for the persona, the model (retriever top-K + SASRec
-rerank) and one batched title query; history = the user's train + valid items.
-Batch: the same graph + model work for B users at once (one persona query with
-``IN $ids``, one batched forward of each model) -> users/s. Targets: p50 < 10 ms,
-p99 < 30 ms on CPU.
+Single calls: :func:`kgrec.recommender.workflow.recommend` with a loaded context, i.e. per
+call one Cypher round trip to check the user, the persona of the user's past (computed by the
+past encoder on first use, then cached), the kernel (three parts, per-bucket fusion) and one
+batched title query; a new session (empty prefix), the user's train + valid items excluded.
+Batch: the kernel for B users at once -> users/s. Targets: p50 < 10 ms, p99 < 30 ms on CPU.
 """
 
 from __future__ import annotations
@@ -23,55 +19,21 @@ import time
 from pathlib import Path
 
 
-def stand_in_personas(store, settings, dim: int = 64) -> int:
-    import numpy as np
-
-    from kgrec.kg.artefacts import load_split
-
-    users = store.stream_nodes("User", ["persona"])
-    if any(p is not None for p in users.properties["persona"]):
-        return 0
-    split = load_split(settings)
-    items = store.stream_nodes("Item", ["emb"])
-    emb = {i: np.asarray(v, np.float32) for i, v in zip(items.ids, items.properties["emb"]) if v is not None}
-    rng = np.random.default_rng(0)
-    proj = None
-    ids, vecs = [], []
-    for u, g in split.train.groupby(split.train["user"].astype(str)):
-        rows = [emb[str(i)] for i in g["item"] if str(i) in emb]
-        if rows:
-            m = np.mean(rows, axis=0)
-            proj = proj if proj is not None else rng.normal(size=(m.shape[0], dim)).astype(np.float32)
-            ids.append(u)
-            vecs.append(m @ proj / np.sqrt(m.shape[0]))
-    store.write_vectors("User", "persona", ids, np.stack(vecs), extra={"persona_version": "stand-in"})
-    return len(ids)
-
-
 def batch_recommend(store, ctx, users: list[str], k: int) -> list:
-    """B users in one go: one persona query, one forward per model, one titles query."""
+    """B known users' new sessions in one kernel call (the persona of each past, cached by the
+    context), plus one titles query."""
     import numpy as np
     import torch
 
     from kgrec.recommender.data import pad_left
-    from kgrec.recommender.rerank import blend
-    from kgrec.recommender.retriever import topk
 
     m = ctx.model
-    rows = store.execute("MATCH (u:User) WHERE u.id IN $ids RETURN u.id AS id, u.persona AS p",
-                         {"ids": users}, read_only=True)
-    pers = {r["id"]: r["p"] for r in rows}
-    p = torch.zeros(len(users), m.retriever.persona_dim)
-    for j, u in enumerate(users):
-        if pers.get(u) is not None:
-            p[j] = torch.as_tensor(np.asarray(pers[u], np.float32))
-    seq = torch.as_tensor(pad_left([m.vocab.encode(ctx.history.get(u, [])) for u in users], m.max_len))
+    p = torch.as_tensor(np.stack([ctx.persona_of(u) for u in users]))
+    seq = torch.zeros(len(users), m.max_len, dtype=torch.long)
+    seen = torch.as_tensor(pad_left([m.vocab.encode(ctx.history.get(u, [])) for u in users], 2000))
     with torch.inference_mode():
-        q = m.retriever.query_vectors(seq, p if m.retriever.fusion != "none" else None, table=m._rtable)
-        rv, rc = topk(q, m._rtable, m.k, m.backend, index=m._index)
-        s = m.sasrec.score_candidates(seq[:, -m.sasrec.max_len:], rc, table=m._stable)
-        final = blend(s, rv, m.alpha)
-        top = rc.gather(1, final.topk(k, dim=1).indices)
+        final = m.kernel.final_scores(seq, p, np.zeros(len(users), dtype=np.int64), seen)
+        top = final.topk(k, dim=1).indices
     ids = sorted({m.vocab.ids[i] for i in top.flatten().tolist()})
     store.execute("MATCH (i:Item) WHERE i.id IN $ids RETURN i.id AS id, i.title AS title", {"ids": ids},
                   read_only=True)
@@ -85,7 +47,6 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--stand-in-personas", action="store_true")
     ap.add_argument("--train-epochs", type=int, default=0, help="train the recommender first (0: use the saved one)")
     a = ap.parse_args()
 
@@ -99,8 +60,6 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     settings = Settings(home=a.home, torch_threads=a.threads)
     with open_store(settings) as store:
-        if a.stand_in_personas:
-            print(f"stand-in personas written: {stand_in_personas(store, settings)}")
         if a.train_epochs:
             t = time.perf_counter()
             W.train(store, settings, epochs=a.train_epochs)
@@ -108,7 +67,7 @@ def main() -> None:
         t = time.perf_counter()
         ctx = W.load_context(store, settings)
         print(f"context loaded in {time.perf_counter() - t:.2f}s: {len(ctx.model.vocab) - 1} items, "
-              f"k={ctx.model.k}, fusion={ctx.meta.get('fusion')}, backend={ctx.model.backend}")
+              f"k={ctx.model.plan.k}, fusion={ctx.meta.get('fusion')}")
         users = sorted(ctx.history)
         rng = np.random.default_rng(0)
         pick = [users[i] for i in rng.integers(len(users), size=a.calls)]

@@ -64,6 +64,25 @@ class StaticPersonas:
         return D.persona_matrix(list(users), self.vectors, dim=self.dim)
 
 
+class PastTable:
+    """Personas computed once for a fixed set of pasts (e.g. exported to a machine without the graph):
+    ``encode`` looks each ``(user, past)`` up and fails on a past it was not given."""
+
+    def __init__(self, users: Sequence[str], pasts: Sequence[Sequence[str]], vectors: np.ndarray):
+        self.vectors = np.asarray(vectors, dtype=np.float32)
+        self.dim = int(self.vectors.shape[1])
+        self.row = {(str(u), tuple(map(str, p))): j for j, (u, p) in enumerate(zip(users, pasts, strict=True))}
+
+    def encode(self, users: Sequence[str], pasts: Sequence[Sequence[str]], progress=None) -> np.ndarray:
+        out = np.zeros((len(users), self.dim), dtype=np.float32)
+        for j, (u, p) in enumerate(zip(users, pasts, strict=True)):
+            key = (str(u), tuple(map(str, p)))
+            if key not in self.row:
+                raise DataError(f"no precomputed persona for user {u!r} with this past ({len(p)} items)")
+            out[j] = self.vectors[self.row[key]]
+        return out
+
+
 def persona_source(personas):
     """``personas`` as an object with ``dim`` and ``encode(users, pasts)``: a past encoder as is, a
     mapping / DataFrame of fixed vectors as :class:`StaticPersonas`, None as None."""
