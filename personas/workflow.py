@@ -38,6 +38,8 @@ from .projection import graph_arrays
 
 ARRAYS_FILE = "arrays.npz"
 FEATURES_FILE = "features.npz"
+#: the training users' mean persona (and covariance), saved with the persona version
+CENTRE_FILE = "centre.npz"
 SUMMARY_FILE = "summary.json"
 #: edge arrays a relation letter pair needs (empty → the meta-path cannot have edges)
 _NEEDS = {"F": "item_feature", "E": "item_entity", "EE": "entity_entity", "II": "item_item"}
@@ -153,6 +155,7 @@ def train_personas(store: GraphStore, settings: Settings, *, k: int | None = Non
     with timer("write"):
         out_dir = model_dir(settings)
         version = save_artefacts(out_dir, model, cfg, seed, result, paths, arrays, featurizer)
+        save_centre(out_dir, z, version)
         write_personas(store, arrays, z, version, progress)
         groups = write_groups(store, arrays, z, version, paths.names, [round(float(a), 4) for a in result.attention],
                               k=k, seed=seed, progress=progress)
@@ -241,6 +244,13 @@ def save_artefacts(out_dir: Path, model: Any, cfg: HDGIConfig, seed: int, result
     arrays.save(out_dir / ARRAYS_FILE)
     featurizer.save(out_dir / FEATURES_FILE)
     return f"{mhash}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+
+
+def save_centre(out_dir: Path, z: np.ndarray, version: str) -> None:
+    """The mean and covariance of the training users' personas, tagged with their version: the past
+    encoder centres every persona it builds with them (raw personas share one dominant direction)."""
+    z = np.asarray(z, dtype=np.float64)
+    np.savez(out_dir / CENTRE_FILE, mean=z.mean(0), cov=np.cov(z.T), version=np.asarray(version))
 
 
 def write_personas(store: GraphStore, arrays: GraphArrays, z: np.ndarray, version: str,
@@ -363,12 +373,14 @@ def load_inductive(store: GraphStore, settings: Settings) -> Callable[[list[str]
 class PastEncoder:
     """Personas of users' pasts, as the recommender pairs them with targets: ``encode(users, pasts)``
     gives ``[len(pasts), dim]`` rows, each the inductive persona of that list of item ids built
-    without the user's own node (so from that past alone); an empty past is a zero row. Items the
-    persona model's graph lacks are skipped."""
+    without the user's own node (so from that past alone), minus the training users' mean persona
+    when ``centre`` is set; an empty past is a zero row ("no persona"). Items the persona model's
+    graph lacks are skipped."""
 
     encoder: Any
     positions: dict[str, int]
     version: str | None = None
+    centre: np.ndarray | None = None
 
     @property
     def dim(self) -> int:
@@ -379,11 +391,26 @@ class PastEncoder:
                for p in pasts]
         progress = progress or NullProgress()
         with progress.stage("personas of the users' pasts", total=sum(1 for i in idx if len(i))) as advance:
-            return self.encoder.encode_pasts(users, idx, advance=advance)
+            z = self.encoder.encode_pasts(users, idx, advance=advance)
+        if self.centre is not None:
+            has = np.abs(z).sum(1) > 0
+            z[has] -= self.centre.astype(np.float32)
+        return z
 
 
-def load_past_encoder(store: GraphStore, settings: Settings) -> PastEncoder:
-    """:class:`PastEncoder` over the saved persona model (:class:`ModelError` without one)."""
+def load_past_encoder(store: GraphStore, settings: Settings, *, centre: bool = True) -> PastEncoder:
+    """:class:`PastEncoder` over the saved persona model (:class:`ModelError` without one); ``centre``
+    subtracts the training users' mean persona saved with this persona version."""
     encoder, pos = _inductive_encoder(store, settings)
     written = next((r["version"] for r in store.run("personas_version", read_only=True)), None)
-    return PastEncoder(encoder, pos, None if written is None else str(written))
+    mean = None
+    if centre:
+        path = model_dir(settings) / CENTRE_FILE
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if written is not None and str(z["version"]) != str(written):
+                    raise ModelError(f"{path} belongs to personas {z['version']}, not {written}; retrain the personas")
+                mean = np.asarray(z["mean"], dtype=np.float32)
+        except (OSError, KeyError, ValueError) as e:
+            raise ModelError(f"cannot read the persona centre {path}: {e}; retrain the personas") from e
+    return PastEncoder(encoder, pos, None if written is None else str(written), mean)
