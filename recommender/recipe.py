@@ -235,6 +235,21 @@ class TrainedPipeline:
                        "persona": self.retriever if persona_part is None else persona_part}, self.plan)
 
 
+def example_batches(prep: Prepared, examples: D.EvalExamples, source: str, *, batch_size: int = 512,
+                    device: str = "cpu"):
+    """Yield ``(slice, seqs, persona or None, seen or None)`` tensors of ``examples`` (inference mode)."""
+    import torch
+
+    persona = prep.persona_rows(source, examples)
+    with torch.inference_mode():
+        for s in range(0, len(examples), batch_size):
+            sl = slice(s, s + batch_size)
+            seqs = torch.as_tensor(examples.seqs[sl], device=device)
+            p = None if persona is None else torch.as_tensor(persona[sl], device=device)
+            seen = torch.as_tensor(examples.seen_matrix(sl), device=device) if prep.exclude_seen else None
+            yield sl, seqs, p, seen
+
+
 def kernel_batches(prep: Prepared, parts: Mapping[str, Any], examples: D.EvalExamples, source: str, *,
                    batch_size: int = 512, device: str = "cpu"):
     """Yield ``(z [P, B, N], targets, prefix_len)`` of the kernel's parts on ``examples``."""
@@ -243,15 +258,9 @@ def kernel_batches(prep: Prepared, parts: Mapping[str, Any], examples: D.EvalExa
     from kgrec.recommender.fusion import Kernel, Plan
 
     kernel = Kernel(parts, Plan(1, (), {})).eval()
-    persona = prep.persona_rows(source, examples)
-    with torch.inference_mode():
-        for s in range(0, len(examples), batch_size):
-            sl = slice(s, s + batch_size)
-            seqs = torch.as_tensor(examples.seqs[sl], device=device)
-            p = None if persona is None else torch.as_tensor(persona[sl], device=device)
-            seen = torch.as_tensor(examples.seen_matrix(sl), device=device) if prep.exclude_seen else None
-            yield (kernel.part_scores(seqs, p, seen), torch.as_tensor(examples.targets[sl], device=device),
-                   examples.prefix_len[sl])
+    for sl, seqs, p, seen in example_batches(prep, examples, source, batch_size=batch_size, device=device):
+        yield kernel.part_scores(seqs, p, seen), torch.as_tensor(examples.targets[sl], device=device), \
+            examples.prefix_len[sl]
 
 
 def fit_plan(prep: Prepared, parts: Mapping[str, Any], source: str, *, k: int = 100, device: str = "cpu",
@@ -273,16 +282,10 @@ def evaluate_kernel(prep: Prepared, kernel, examples: D.EvalExamples, source: st
     from kgrec.recommender.metrics import RankingAccumulator
 
     kernel.eval()
-    persona = prep.persona_rows(source, examples)
     acc = RankingAccumulator(kernel.num_items, prep.head)
-    with torch.inference_mode():
-        for s in range(0, len(examples), batch_size):
-            sl = slice(s, s + batch_size)
-            seqs = torch.as_tensor(examples.seqs[sl], device=device)
-            p = None if persona is None else torch.as_tensor(persona[sl], device=device)
-            seen = torch.as_tensor(examples.seen_matrix(sl), device=device) if prep.exclude_seen else None
-            scores = kernel.final_scores(seqs, p, examples.prefix_len[sl], seen)
-            acc.update(scores.cpu(), torch.as_tensor(examples.targets[sl]), None, examples.prefix_len[sl])
+    for sl, seqs, p, seen in example_batches(prep, examples, source, batch_size=batch_size, device=device):
+        scores = kernel.final_scores(seqs, p, examples.prefix_len[sl], seen)
+        acc.update(scores.cpu(), torch.as_tensor(examples.targets[sl]), None, examples.prefix_len[sl])
     return acc.compute(), acc.breakdown()
 
 
