@@ -4,7 +4,9 @@
 trains HDGI, saves the model (+ the arrays inductive inference needs) under
 ``settings.models_dir / "personas"``, writes ``User.persona`` (with ``persona_version``)
 and its vector index, clusters users into ``Persona`` groups and replaces the old ones.
-:func:`load_inductive` maps a list of item ids to a persona vector without retraining.
+:func:`load_inductive` maps a list of item ids to a raw persona vector without retraining;
+:func:`load_past_encoder` gives the recommender's persona of a user's past (centred like
+``User.persona``, which holds the centred personas).
 Each step of the training has a name (:func:`stream_arrays`, :func:`metapath_graphs`,
 :func:`fit_hdgi`, :func:`save_artefacts`, :func:`write_personas`, :func:`write_groups`).
 torch loads only inside :func:`fit_hdgi` and :func:`load_inductive`.
@@ -155,9 +157,10 @@ def train_personas(store: GraphStore, settings: Settings, *, k: int | None = Non
     with timer("write"):
         out_dir = model_dir(settings)
         version = save_artefacts(out_dir, model, cfg, seed, result, paths, arrays, featurizer)
-        save_centre(out_dir, z, version)
-        write_personas(store, arrays, z, version, progress)
-        groups = write_groups(store, arrays, z, version, paths.names, [round(float(a), 4) for a in result.attention],
+        centre = save_centre(out_dir, z, version)
+        stored = (z - centre).astype(np.float32)  # the raw personas share one dominant direction
+        write_personas(store, arrays, stored, version, progress)
+        groups = write_groups(store, arrays, stored, version, paths.names, [round(float(a), 4) for a in result.attention],
                               k=k, seed=seed, progress=progress)
     summary = PersonaSummary(
         version=version, n_users=arrays.n_users, dim=int(z.shape[1]), encoder=cfg.encoder,
@@ -246,11 +249,14 @@ def save_artefacts(out_dir: Path, model: Any, cfg: HDGIConfig, seed: int, result
     return f"{mhash}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
 
 
-def save_centre(out_dir: Path, z: np.ndarray, version: str) -> None:
-    """The mean and covariance of the training users' personas, tagged with their version: the past
-    encoder centres every persona it builds with them (raw personas share one dominant direction)."""
+def save_centre(out_dir: Path, z: np.ndarray, version: str) -> np.ndarray:
+    """Save (and return) the mean, with the covariance, of the training users' raw personas, tagged
+    with their version. ``User.persona`` holds the centred personas, and the past encoder centres
+    every persona it builds with the same mean (raw personas share one dominant direction: on the
+    MovieLens demo cosine to the mean .98, mean 5-NN cosine .985; centred .55)."""
     z = np.asarray(z, dtype=np.float64)
     np.savez(out_dir / CENTRE_FILE, mean=z.mean(0), cov=np.cov(z.T), version=np.asarray(version))
+    return z.mean(0)
 
 
 def write_personas(store: GraphStore, arrays: GraphArrays, z: np.ndarray, version: str,
