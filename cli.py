@@ -14,7 +14,16 @@ from typing import Annotated, Any
 import typer
 
 from kgrec.choices import DatasetKind, Device, Encoder, Features, Projection, Protocol
-from kgrec.cli_options import DeviceOpt, GraphOpt, HomeOpt, JsonOpt, MappingOpt, SparqlDataOpt, SparqlOpt
+from kgrec.cli_options import (
+    BucketsOpt,
+    DeviceOpt,
+    GraphOpt,
+    HomeOpt,
+    JsonOpt,
+    MappingOpt,
+    SparqlDataOpt,
+    SparqlOpt,
+)
 from kgrec.cli_options import settings_for as _settings
 from kgrec.cli_options import store_for as _store
 from kgrec.cli_servers import db_app, dbpedia_app, neo4j_app, serve
@@ -291,6 +300,7 @@ def train_recommender(
     epochs: Annotated[int, typer.Option(min=1, help="Max epochs (early stopping on validation NDCG@10)")] = 50,
     device: DeviceOpt = Device.cpu,
     seed: Annotated[int | None, typer.Option()] = None,
+    buckets: BucketsOpt = None,
     graph: GraphOpt = None,
     home: HomeOpt = None,
 ) -> None:
@@ -300,7 +310,7 @@ def train_recommender(
 
     settings = _settings(home=home, graph_uri=graph)
     with _store(settings) as store:
-        path = run(store, settings, epochs=epochs, seed=seed, device=device, progress=RichProgress())
+        path = run(store, settings, epochs=epochs, seed=seed, device=device, progress=RichProgress(), buckets=buckets)
     _console().print(f"recommender saved to {path}")
 
 
@@ -352,6 +362,7 @@ def evaluate(
     exclude_seen: Annotated[bool, typer.Option(
         "--exclude-seen/--include-seen", help="Rank only items the user has not had before (the build drops "
         "repeated user-item pairs, so a seen item is never a target)")] = True,
+    buckets: BucketsOpt = None,
     graph: GraphOpt = None,
     home: HomeOpt = None,
 ) -> None:
@@ -364,7 +375,8 @@ def evaluate(
     settings = _settings(home=home, graph_uri=graph)
     with _store(settings) as store:
         _, paths = run(store, settings, seeds=tuple(range(seeds)), epochs=epochs, device=device,
-                       progress=RichProgress(), users=users, protocol=protocol, exclude_seen=exclude_seen)
+                       progress=RichProgress(), users=users, protocol=protocol, exclude_seen=exclude_seen,
+                       buckets=buckets)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(paths["json"], json_path)

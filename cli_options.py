@@ -24,6 +24,8 @@ HomeOpt = Annotated[Path | None, typer.Option(
     "--home", help="State dir (default ./.kgrec)", envvar="KGREC_HOME", show_envvar=True)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
 DeviceOpt = Annotated[Device, typer.Option(help="Where torch computes")]
+BucketsOpt = Annotated[str | None, typer.Option(
+    help="Prefix-length buckets of the fusion plan, each chosen on validation (default 0,1,2-4,5+)")]
 
 
 def settings_for(**overrides: Any) -> Any:

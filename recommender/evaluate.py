@@ -22,7 +22,7 @@ and history vector is built from the example's own past (:mod:`kgrec.recommender
 The protocol (``session`` or ``loo``, :mod:`kgrec.recommender.protocols`) decides what each
 model sees; the persona models are trained by the one recipe of :mod:`kgrec.recommender.recipe`.
 Every trained model is early-stopped on **validation** NDCG@10 (test is touched once, at the
-end); fusions and alpha are chosen per seed on validation. The whole catalogue is ranked;
+end); fusions and the fusion plans are chosen per seed on validation. The whole catalogue is ranked;
 with ``exclude_seen`` the user's known items are removed first. ``std`` is the sample standard
 deviation over seeds (0 for one seed or deterministic models). ``results.extra["breakdown"]``
 has the ranking metrics per prefix-length bucket for every model.
@@ -167,7 +167,8 @@ def _baselines(prep: Prepared, runs: _Runs, extra: dict, score: Callable, say: C
 
 
 def _pipelines(prep: Prepared, seeds: Sequence[int], runs: _Runs, extra: dict, score: Callable, say, *, k: int,
-               common: dict, fusions: Sequence[str], models: dict, on_pipeline: Callable | None) -> None:
+               common: dict, fusions: Sequence[str], models: dict, on_pipeline: Callable | None,
+               buckets=PREFIX_BUCKETS) -> None:
     """Per seed: the production recipe (its parts, fusion and plan), its test scores, and the
     history-user ablation as a retriever and as the kernel's persona part."""
     from kgrec.recommender.fusion import Kernel
@@ -180,7 +181,7 @@ def _pipelines(prep: Prepared, seeds: Sequence[int], runs: _Runs, extra: dict, s
                                                 "history_user_fusion")}
     for seed in seeds:
         say(f"seed {seed}: sasrec, session retriever, persona retrievers {list(fusions)}")
-        tp = train_pipeline(prep, seed, fusions=fusions, k=k, sasrec_kwargs=models.get("sasrec"),
+        tp = train_pipeline(prep, seed, fusions=fusions, k=k, buckets=buckets, sasrec_kwargs=models.get("sasrec"),
                             retriever_kwargs=models.get("retriever"), **common)
         if on_pipeline is not None:
             on_pipeline(prep, tp)
@@ -197,7 +198,7 @@ def _pipelines(prep: Prepared, seeds: Sequence[int], runs: _Runs, extra: dict, s
         runs.add("retriever_history_user", score(hist, prep.test, test_h))
         say(f"seed {seed}: pipeline_history_user")
         parts = {"sasrec": tp.sasrec, "session": tp.session, "persona": hist}
-        hplan, _ = fit_plan(prep, parts, "history_user", k=k, device=common["device"])
+        hplan, _ = fit_plan(prep, parts, "history_user", k=k, device=common["device"], buckets=buckets)
         runs.add("pipeline_history_user", evaluate_kernel(prep, Kernel(parts, hplan), prep.test, "history_user",
                                                           device=common["device"]))
         for key, val in (("fusion", tp.fusion), ("fusion_valid", tp.fusion_valid), ("plan", tp.plan.to_dict()),
@@ -228,7 +229,8 @@ def evaluate_all(split_frames, item_emb, personas, *, seeds: Sequence[int] = (0,
                  fusions: Sequence[str] = PERSONA_FUSIONS, protocol: str | Protocol = Protocol.session,
                  exclude_seen: bool = True, sasrec_kwargs: Mapping | None = None,
                  retriever_kwargs: Mapping | None = None, fit_kwargs: Mapping | None = None,
-                 on_pipeline: Callable[[Prepared, object], None] | None = None) -> EvalResults:
+                 on_pipeline: Callable[[Prepared, object], None] | None = None,
+                 buckets=PREFIX_BUCKETS) -> EvalResults:
     """Train / evaluate every model over ``seeds`` under ``protocol``; see the module docstring.
     ``on_pipeline(prep, trained)`` sees each seed's :class:`~kgrec.recommender.recipe.TrainedPipeline`."""
     if not seeds:
@@ -248,5 +250,5 @@ def evaluate_all(split_frames, item_emb, personas, *, seeds: Sequence[int] = (0,
     models = {"sasrec": sasrec_kwargs, "retriever": retriever_kwargs}
     _baselines(prep, runs, extra, score, say)
     _pipelines(prep, seeds, runs, extra, score, say, k=k, common=common, fusions=fusions, models=models,
-               on_pipeline=on_pipeline)
+               on_pipeline=on_pipeline, buckets=buckets)
     return runs.results(extra)

@@ -108,12 +108,13 @@ def model_dir(settings) -> Path:
 
 def train(store, settings, *, epochs: int = 50, seed: int | None = None, device: str = "cpu", progress=None,
           fusions: Sequence[str] = ("prefix", "gate"), k: int = 100, max_len: int = 50,
-          sasrec_kwargs=None, retriever_kwargs=None, fit_kwargs=None) -> Path:
+          sasrec_kwargs=None, retriever_kwargs=None, fit_kwargs=None, buckets: str | None = None) -> Path:
     """Train the production :class:`Recommender` with :func:`kgrec.recommender.recipe.train_pipeline`
     under the ``session`` protocol (the product's task) and save it; returns the model directory."""
     from kgrec.recommender.recipe import check_fusions, prepare, train_pipeline
 
     fusions = check_fusions(fusions)
+    cut = plan_buckets(buckets)
     progress = progress or NullProgress()
     apply_torch_threads(settings)
     seed = settings.seed if seed is None else seed
@@ -130,9 +131,18 @@ def train(store, settings, *, epochs: int = 50, seed: int | None = None, device:
             advance(1)
 
         tp = train_pipeline(prep, seed, epochs=epochs, fusions=fusions, k=k, device=device, progress=tick,
-                            sasrec_kwargs=sasrec_kwargs, retriever_kwargs=retriever_kwargs, fit_kwargs=fit_kwargs)
+                            sasrec_kwargs=sasrec_kwargs, retriever_kwargs=retriever_kwargs, fit_kwargs=fit_kwargs,
+                            buckets=cut)
     return save_pipeline(settings, inp, prep, tp, k=k, epochs=epochs, device=device,
                          seconds=time.perf_counter() - t0)
+
+
+def plan_buckets(spec: str | None):
+    """The fusion plan's prefix-length buckets: ``"0,1,2-4,5+"`` (the default) or another cut."""
+    from kgrec.recommender.fusion import parse_buckets
+    from kgrec.recommender.protocols import PREFIX_BUCKETS
+
+    return PREFIX_BUCKETS if spec is None else parse_buckets(spec)
 
 
 def save_pipeline(settings, inp: Inputs, prep, tp, *, k: int, epochs: int, device: str, seconds: float) -> Path:
@@ -272,7 +282,7 @@ def recommend(store, settings, *, user: str | None = None, session: Sequence[str
 
 def evaluate(store, settings, *, seeds: Sequence[int] = (0, 1, 2), epochs: int = 50, device: str = "cpu",
              progress=None, out_dir: Path | None = None, users: int | None = None, protocol: str = "session",
-             exclude_seen: bool = True, save_model: bool = False, k: int = 100,
+             exclude_seen: bool = True, save_model: bool = False, k: int = 100, buckets: str | None = None,
              **kwargs) -> tuple[Any, dict[str, Path]]:
     """:func:`evaluate_all` on the graph's inputs, then :func:`write_report` (``settings.reports_dir``
     unless ``out_dir``). ``users`` evaluates a seeded subsample of that many held-out users (the
@@ -284,6 +294,7 @@ def evaluate(store, settings, *, seeds: Sequence[int] = (0, 1, 2), epochs: int =
     from kgrec.recommender.report import write_report
 
     protocol = check_protocol(protocol)
+    cut = plan_buckets(buckets)
     if save_model and (protocol is not Protocol.session or users is not None):
         raise ConfigError("save_model needs the session protocol on the whole data (no --users)")
     progress = progress or NullProgress()
@@ -302,7 +313,8 @@ def evaluate(store, settings, *, seeds: Sequence[int] = (0, 1, 2), epochs: int =
         frames = inp.split if users is None else subsample_users(inp.split, users)
         results = evaluate_all(frames, inp.item_table, inp.personas, item_ids=inp.vocab.ids, seeds=list(seeds),
                                epochs=epochs, device=device, progress=progress.note, protocol=protocol,
-                               exclude_seen=exclude_seen, k=k, on_pipeline=keep, **kwargs)
+                               exclude_seen=exclude_seen, k=k, on_pipeline=keep, buckets=cut,
+                               **kwargs)
     results.extra.update({"fingerprint": inp.fingerprint, "persona_version": inp.persona_version,
                           "epochs": epochs, "device": device, "user_subsample": users,
                           "seconds": round(time.perf_counter() - t0, 1),

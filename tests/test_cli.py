@@ -166,3 +166,8 @@ def test_evaluate_unknown_protocol_is_one_line_listing_the_choices(monkeypatch, 
     code, _, err = run_cli(monkeypatch, capsys, settings, "evaluate", "--protocol", "nonsense")
     assert code == 2 and err.count("\n") == 1
     assert "nonsense" in err and "'session', 'loo'" in err
+
+
+def test_bad_fusion_buckets_are_one_line_naming_them(monkeypatch, capsys, settings) -> None:
+    code, _, err = run_cli(monkeypatch, capsys, settings, "train", "recommender", "--buckets", "0,2+")
+    assert code == 2 and err.count("\n") == 1 and "'0,2+'" in err and "without gaps" in err
