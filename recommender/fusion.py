@@ -293,6 +293,22 @@ def _target_ranks(z, blend, chosen, targets):
     return torch.where(inside, r, torch.full_like(r, math.inf))
 
 
+def _pool_columns(z, targets, k: int):
+    """``z`` cut to the pool (every part's top-``k``, deduplicated) plus the target's column, and the
+    target's position there: every candidate of every setting is in the pool, so the grid search
+    needs no other column (``[P, B, 3k + 1]`` instead of ``[P, B, N]``)."""
+    import torch
+
+    cols = torch.cat([z[p].topk(k, dim=1).indices for p in range(z.shape[0])] + [targets.view(-1, 1)], 1)
+    srt, order = cols.sort(dim=1, stable=True)
+    dup_sorted = torch.zeros_like(srt, dtype=torch.bool)
+    dup_sorted[:, 1:] = srt[:, 1:] == srt[:, :-1]
+    dup = torch.zeros_like(dup_sorted).scatter_(1, order, dup_sorted)
+    local = z.gather(2, cols.unsqueeze(0).expand(z.shape[0], -1, -1)).masked_fill(dup.unsqueeze(0), -torch.inf)
+    at = ((cols == targets.view(-1, 1)) & ~dup).int().argmax(1)
+    return local, at
+
+
 def pool_stats(kernel_parts_scores: Callable, batches, plan_buckets, k: int, grid: Sequence[Setting]) -> PoolStats:
     """Evaluate every setting of ``grid`` on validation batches ``(z [P,B,N], targets, prefix_len)``
     from ``kernel_parts_scores``; z is computed once per batch."""
@@ -308,6 +324,7 @@ def pool_stats(kernel_parts_scores: Callable, batches, plan_buckets, k: int, gri
         bucket = dummy.bucket_of(np.asarray(prefix_len))
         n += np.bincount(bucket, minlength=nb)
         top = _thresholds(z, kk)
+        z, targets = _pool_columns(z, targets, kk)
         bt = torch.as_tensor(bucket)
         for i, setting in enumerate(grid):
             blend = blend_z(z, setting.weights)
