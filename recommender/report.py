@@ -124,6 +124,16 @@ def plan_lines(extra: Mapping) -> list[str]:
             lines.append(f"| {seed} | {label} | {row['n']} | {c['weights']} | {c['shares']} | "
                          f"{row[plan.get('metric', 'NDCG@10')]:.4f} | {row['sasrec']:.4f} | {row['session']:.4f} | "
                          f"{row['best_persona']:.4f} |")
+    grids = extra.get("grid_valid") or []
+    if grids and grids[0]:
+        labels = [k for k in grids[0][0] if k not in ("weights", "shares")]
+        lines += ["", f"<details><summary>Every fusion setting tried (validation NDCG@10 per bucket, seed "
+                  f"{extra.get('seeds', [0])[0]}; the first two rows are the SASRec and session-retriever "
+                  "endpoints)</summary>", "", "| weights | shares | " + " | ".join(labels) + " |",
+                  "|---|---|" + "---|" * len(labels)]
+        lines += [f"| {r['weights']} | {r['shares']} | " + " | ".join(f"{r[b]:.4f}" for b in labels) + " |"
+                  for r in grids[0]]
+        lines += ["", "</details>"]
     return lines
 
 

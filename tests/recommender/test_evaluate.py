@@ -6,6 +6,7 @@ import pytest
 from kgrec.recommender import evaluate as E
 from kgrec.recommender import report as R
 from kgrec.recommender import training
+from kgrec.recommender.fusion import default_grid
 
 NAMES = {"popularity", "sasrec", "llmseqsim", "retriever_no_persona", "retriever_history_user",
          "retriever_persona", "full_pipeline", "pipeline_history_user"}
@@ -53,6 +54,8 @@ def test_evaluate_all_end_to_end(tiny, tmp_path, monkeypatch, protocol, seeds):
     md = paths["md"].read_text()
     assert f"Protocol: {protocol}" in md and "full_pipeline" in md and "excluded" in md
     assert ("By prefix length" in md) == (protocol == "session") == ("paper's claims" in md)
+    assert "Fusion plan per prefix-length bucket" in md and "Every fusion setting tried" in md
+    assert len(res.extra["grid_valid"][0]) == len(default_grid())
     assert paths["png"].stat().st_size > 0
     js = json.loads(paths["json"].read_text())
     assert set(js["results"]) == NAMES and js["protocol"] == protocol
