@@ -127,9 +127,9 @@ def plan_lines(extra: Mapping) -> list[str]:
     grids = extra.get("grid_valid") or []
     if grids and grids[0]:
         labels = [k for k in grids[0][0] if k not in ("weights", "shares")]
-        lines += ["", f"<details><summary>Every fusion setting tried (validation NDCG@10 per bucket, seed "
+        lines += ["", (f"<details><summary>Every fusion setting tried (validation NDCG@10 per bucket, seed "
                   f"{extra.get('seeds', [0])[0]}; the first two rows are the SASRec and session-retriever "
-                  "endpoints)</summary>", "", "| weights | shares | " + " | ".join(labels) + " |",
+                  "endpoints)</summary>"), "", "| weights | shares | " + " | ".join(labels) + " |",
                   "|---|---|" + "---|" * len(labels)]
         lines += [f"| {r['weights']} | {r['shares']} | " + " | ".join(f"{r[b]:.4f}" for b in labels) + " |"
                   for r in grids[0]]
