@@ -16,9 +16,9 @@ A :class:`Setting` says, for one prefix-length bucket:
 The final ranking is the candidates in blend order, then every other item in blend order, so it
 is a full-catalogue ranking (:meth:`Kernel.final_scores`). ``shares = weights = (1, 0, 0)`` is
 exactly SASRec's ranking, ``(0, 1, 0)`` exactly the session retriever's: both endpoints are in
-every grid, and a setting with a persona share or weight is kept in a bucket only when it beats
-the best endpoint there on validation (:func:`choose_plan`), so on validation the chosen kernel is
-never below either session model in any bucket.
+every grid, and any other setting is kept in a bucket only when it beats both endpoints there on
+validation NDCG@10 without falling below either on HR@100 (:func:`choose_plan`), so on validation
+the chosen kernel is never below either session model in any bucket.
 
 The grid search reads each validation example's pool once (:class:`PoolStats`); the metrics it
 gives for ranks ≤ ``k`` (NDCG@10, HR@10, HR@100 for ``k = 100``) are exactly the kernel's (a test
@@ -335,24 +335,34 @@ def pool_stats(kernel_parts_scores: Callable, batches, plan_buckets, k: int, gri
     return PoolStats(list(grid), n, sums)
 
 
-def choose_plan(stats: PoolStats, buckets, k: int, metric: str = "NDCG@10", eps: float = 1e-9) -> Plan:
-    """Per bucket, the best setting on ``metric``; a persona-bearing or mixed setting replaces the best
-    endpoint only when it beats it by more than ``eps`` (ties keep the endpoint, then grid order)."""
-    if metric not in SELECTION_METRICS:
-        raise ConfigError(f"selection metric must be one of {SELECTION_METRICS}, got {metric!r}")
+def choose_plan(stats: PoolStats, buckets, k: int, metric: str = "NDCG@10", guard: str | None = "HR@100",
+                eps: float = 1e-9) -> Plan:
+    """Per bucket, the best setting on ``metric``. A setting other than the endpoints replaces the
+    better endpoint only when it beats both endpoints on ``metric`` by more than ``eps`` **and** is
+    not below either of them on ``guard`` (so a gain in NDCG@10 is never bought with HR@100); ties
+    keep the endpoint, then the grid order. ``guard=None`` selects on ``metric`` alone."""
+    for m in (metric, guard):
+        if m is not None and m not in SELECTION_METRICS:
+            raise ConfigError(f"selection metric must be one of {SELECTION_METRICS}, got {m!r}")
     means = stats.means(metric)
+    floor = stats.means(guard) if guard is not None else None
     ends = [stats.grid.index(e) for e in ENDPOINTS]
     settings, table = {}, {}
     for b, (label, *_r) in enumerate(buckets):
         col = means[:, b]
         best_end = max(ends, key=lambda i: (col[i], -i))
-        best = int(np.argmax(col))  # first of the grid on ties
-        pick = best if col[best] > col[best_end] + eps else best_end
+        ok = col > col[best_end] + eps
+        if floor is not None:
+            ok &= floor[:, b] >= max(floor[i, b] for i in ends) - eps
+        pick = int(np.flatnonzero(ok)[np.argmax(col[ok])]) if ok.any() else best_end  # first on ties
         settings[label] = stats.grid[pick]
         table[label] = {"n": int(stats.n[b]), "chosen": stats.grid[pick].to_dict(), metric: float(col[pick]),
                         "sasrec": float(col[ends[0]]), "session": float(col[ends[1]]),
                         "best_persona": float(max((col[i] for i, s in enumerate(stats.grid) if s.uses_persona),
                                                   default=math.nan))}
+        if floor is not None:
+            table[label] |= {f"{guard} chosen": float(floor[pick, b]), f"{guard} sasrec": float(floor[ends[0], b]),
+                             f"{guard} session": float(floor[ends[1], b])}
     return Plan(k, tuple(buckets), settings, metric, table)
 
 

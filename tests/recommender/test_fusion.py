@@ -36,8 +36,9 @@ def test_chosen_plan_is_never_below_an_endpoint_on_validation(trained):
     prep, tp = trained
     for label, row in tp.plan.valid.items():
         assert row["NDCG@10"] >= row["sasrec"] - 1e-12 and row["NDCG@10"] >= row["session"] - 1e-12, label
-        if tp.plan.settings[label].uses_persona:  # kept only where it beats both endpoints
+        if tp.plan.settings[label] not in ENDPOINTS:  # kept only where it beats both, and on HR@100 too
             assert row["NDCG@10"] > max(row["sasrec"], row["session"])
+            assert row["HR@100 chosen"] >= max(row["HR@100 sasrec"], row["HR@100 session"]) - 1e-12
     # the grid search's figures are the kernel's: evaluate the chosen plan on validation
     _, bd = evaluate_kernel(prep, tp.kernel(), prep.valid, "persona")
     for label, row in tp.plan.valid.items():
@@ -123,3 +124,19 @@ def test_history_user_ablation_gets_its_own_plan(trained):
     plan, table = fit_plan(prep, {"sasrec": tp.sasrec, "session": tp.session, "persona": hist}, "history_user",
                            k=20)
     assert set(plan.settings) == {b[0] for b in PREFIX_BUCKETS} and len(table) == len(default_grid())
+
+
+def test_a_gain_in_ndcg_is_not_bought_with_hr100():
+    from kgrec.recommender.fusion import PoolStats, choose_plan
+
+    mixed, better = Setting((0.5, 0.5, 0.0), (1.0, 0.0, 0.0)), Setting((0.5, 0.0, 0.5), (0.5, 0.0, 0.5))
+    grid = [SASREC_ONLY, SESSION_ONLY, mixed, better]
+    buckets = (("all", 0, None),)
+    n = np.array([100.0])
+    ndcg = np.array([[5.0], [4.0], [7.0], [6.0]])  # sums over 100 examples
+    hr100 = np.array([[40.0], [45.0], [30.0], [46.0]])
+    stats = PoolStats(grid, n, {"NDCG@10": ndcg, "HR@10": ndcg, "HR@100": hr100})
+    assert choose_plan(stats, buckets, 20).settings["all"] == better  # mixed has the best NDCG, but HR@100 .30
+    assert choose_plan(stats, buckets, 20, guard=None).settings["all"] == mixed
+    hr100[3] = 44.0  # nothing dominates both endpoints: keep the endpoint best on NDCG@10
+    assert choose_plan(stats, buckets, 20).settings["all"] == SASREC_ONLY
