@@ -84,7 +84,7 @@ def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: 
     results.extra.update(json.loads((inputs / "meta.json").read_text()) | {
         "epochs": epochs, "device": device, "torch_threads": torch.get_num_threads(), "fit": fit_kwargs, "user_subsample": users,
         "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") else None,
-        "seconds": round(time.perf_counter() - t, 1)})
+        "seconds": round(time.perf_counter() - t, 1), "cpu_seconds": round(time.process_time(), 1)})
     try:
         paths = write_report(results, out)
         print(Path(paths["md"]).read_text())
@@ -93,7 +93,7 @@ def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: 
         (out / "results.json").write_text(json.dumps({"results": results, "extra": results.extra}, default=str))
         print(f"(no report writer: {e})")
         print(json.dumps(results, indent=1, default=str))
-    print(f"total {time.perf_counter() - t:.0f}s on {device}")
+    print(f"total {time.perf_counter() - t:.0f}s wall, {time.process_time():.0f}s CPU on {device}")
 
 
 def merge(parts: list[Path], out: Path) -> None:
