@@ -66,9 +66,9 @@ def run_demo(settings: Settings, progress: ProgressReporter, *, data_dir: Path |
         user = str(store.run("demo_sample_user", read_only=True)[0]["user"])
         recs = rec.recommend(store, settings, user=user, k=10, write=True, run_id="demo")
         out["recommendations"] = [vars(r) for r in recs]
-        say(f"[bold]5. a new session of user {user}[/] (empty prefix: the persona alone makes the query; "
-            "their past items are not recommended again). [bold]P[/] = the persona brought the item in "
-            "(it is not in the no-persona candidates):\n"
+        say(f"[bold]5. a new session of user {user}[/] (empty prefix: the prefix-0 plan, with the persona "
+            "of their train + valid past; their past items are not recommended again). [bold]P[/] = the persona "
+            "brought the item in (it is not in the top 10 without a persona):\n"
             + "\n".join(f"   {r.rank:2d}. {'P' if r.from_persona else ' '} {r.title}" for r in recs))
         why = explain(store, user, recs[0].item, n=3)
         out["explanation"] = [e.to_dict() for e in why]
