@@ -1,4 +1,5 @@
-"""Stage 2: persona-aware retrieval + SASRec reranking for session recommendation.
+"""Stage 2: SASRec, a session retriever and a persona retriever fused per prefix length for session
+recommendation.
 
 Modules (import them directly; nothing heavy happens when this package is imported,
 torch is only imported by ``sasrec`` / ``retriever`` and inside functions elsewhere):
@@ -9,7 +10,8 @@ torch is only imported by ``sasrec`` / ``retriever`` and inside functions elsewh
 * :mod:`~kgrec.recommender.metrics`   HR@10/100, NDCG@10, MRR, LT-HR@100, coverage
 * :mod:`~kgrec.recommender.sasrec`    ``SASRec`` (CE or gBCE, optional LLM item init)
 * :mod:`~kgrec.recommender.retriever` ``PersonaRetriever`` (fusion prefix / gate / none), ``topk``
-* :mod:`~kgrec.recommender.rerank`    candidate reranking, alpha tuned on validation
+* :mod:`~kgrec.recommender.fusion`    the one retrieve → fuse → rank kernel and its per-bucket plan
+* :mod:`~kgrec.recommender.neighbours` ``UserKNN`` over any user space (the persona probe)
 * :mod:`~kgrec.recommender.baselines` ``Popularity``, ``LLMSeqSim``
 * :mod:`~kgrec.recommender.training`  shared fit loop (early stopping on validation NDCG@10)
 * :mod:`~kgrec.recommender.evaluate`  ``evaluate_all``

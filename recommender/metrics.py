@@ -103,7 +103,7 @@ class RankingAccumulator:
 
     def add_ranks(self, ranks: np.ndarray, targets: np.ndarray, top10: np.ndarray,
                   prefix_len: np.ndarray | None = None) -> None:
-        """For pipelines that compute ranks themselves (e.g. rerank)."""
+        """For scorers that compute ranks themselves."""
         self.ranks.append(np.asarray(ranks))
         self.targets.append(np.asarray(targets))
         self.prefix_len.append(np.full(len(ranks), -1) if prefix_len is None else np.asarray(prefix_len))
