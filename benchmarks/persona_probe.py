@@ -84,29 +84,13 @@ def _knn_scores(train_users, train_seqs, mat_train, mat_eval, own, n_items, k):
 
     from kgrec.recommender.neighbours import UserKNN
 
-    if sp.issparse(mat_train):  # cosine on sparse rows: normalise, multiply, densify per chunk
+    if sp.issparse(mat_train):  # cosine on sparse rows: normalise, multiply, then the same weighting
         from sklearn.preprocessing import normalize
 
         knn = UserKNN(train_users, np.zeros((len(train_users), 1), np.float32), train_seqs, n_items, k)
         keep = [i for i, u in enumerate(train_users) if u in knn.index]
-        p = normalize(mat_train[keep])
-        q = normalize(mat_eval)
-        sim = (q @ p.T).toarray()
-        return _weighted(knn, sim, own)
+        return knn.scores_from_similarity((normalize(mat_eval) @ normalize(mat_train[keep]).T).toarray(), own)
     return UserKNN(train_users, mat_train, train_seqs, n_items, k).scores(mat_eval, own)
-
-
-def _weighted(knn, sim, own):
-    import scipy.sparse as sp
-
-    mine = np.asarray([knn.index.get(str(u), -1) for u in own])
-    has = mine >= 0
-    sim[np.flatnonzero(has), mine[has]] = -np.inf
-    top = np.argpartition(-sim, knn.k - 1, axis=1)[:, :knn.k]
-    w = np.take_along_axis(sim, top, 1)
-    w = np.where(np.isfinite(w) & (w > 0), w, 0.0).astype(np.float32)
-    wm = sp.csr_matrix((w.ravel(), (np.repeat(np.arange(len(sim)), knn.k), top.ravel())), shape=(len(sim), len(knn.users)))
-    return np.asarray((wm @ knn.x).todense(), dtype=np.float32)
 
 
 def _hits(scores_per_row, row_of_example, examples):

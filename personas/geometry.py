@@ -15,8 +15,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def effective_rank(x: np.ndarray) -> float:
-    s = np.linalg.svd(np.asarray(x, dtype=np.float64), compute_uv=False)
+def _singular(x: np.ndarray) -> np.ndarray:
+    return np.linalg.svd(np.asarray(x, dtype=np.float64), compute_uv=False)
+
+
+def effective_rank(x: np.ndarray, s: np.ndarray | None = None) -> float:
+    """``s``: the singular values of ``x`` when already computed."""
+    s = _singular(x) if s is None else s
     if not s.size or s.sum() <= 0:
         return 0.0
     p = s / s.sum()
@@ -24,9 +29,9 @@ def effective_rank(x: np.ndarray) -> float:
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
-def pc1_share(x: np.ndarray) -> float:
-    s = np.linalg.svd(np.asarray(x, dtype=np.float64), compute_uv=False) ** 2
-    return float(s[0] / s.sum()) if s.size and s.sum() > 0 else 0.0
+def pc1_share(x: np.ndarray, s: np.ndarray | None = None) -> float:
+    s2 = (_singular(x) if s is None else s) ** 2
+    return float(s2[0] / s2.sum()) if s2.size and s2.sum() > 0 else 0.0
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -51,7 +56,8 @@ def geometry(z: np.ndarray) -> dict[str, float]:
         return {}
     centred = z - z.mean(0, keepdims=True)
     mean = _unit(z.mean(0, keepdims=True))[0]
+    sv, svc = _singular(z), _singular(centred)  # one SVD per matrix
     return {"n": len(z), "dim": int(z.shape[1]), "cos_to_mean": float((_unit(z) @ mean).mean()),
-            "pc1_share": pc1_share(z), "effective_rank": effective_rank(z), "knn5_cos": knn_cosine(z),
-            "pc1_share_centred": pc1_share(centred), "effective_rank_centred": effective_rank(centred),
+            "pc1_share": pc1_share(z, sv), "effective_rank": effective_rank(z, sv), "knn5_cos": knn_cosine(z),
+            "pc1_share_centred": pc1_share(centred, svc), "effective_rank_centred": effective_rank(centred, svc),
             "knn5_cos_centred": knn_cosine(centred)}

@@ -40,19 +40,23 @@ class UserKNN:
     def scores(self, queries: np.ndarray, own: Sequence[str | None]) -> np.ndarray:
         """[len(queries), num_items] float32; ``own[j]`` (the query's user) is never its neighbour; a
         zero query gets zeros."""
-        from scipy import sparse
-
         q = np.asarray(queries, dtype=np.float32)
         q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-8)
         if not len(self.users):
             return np.zeros((len(q), self.num_items), np.float32)
-        sim = q @ self.p.T
+        return self.scores_from_similarity(q @ self.p.T, own)
+
+    def scores_from_similarity(self, sim: np.ndarray, own: Sequence[str | None]) -> np.ndarray:
+        """The same scores from a precomputed ``[n_queries, len(self.users)]`` similarity (e.g. a
+        sparse cosine); ``sim`` is modified in place."""
+        from scipy import sparse
+
         mine = np.asarray([self.index.get(str(u), -1) if u is not None else -1 for u in own])
         has = mine >= 0
         sim[np.flatnonzero(has), mine[has]] = -np.inf  # not one's own neighbour
         top = np.argpartition(-sim, self.k - 1, axis=1)[:, :self.k]
         w = np.take_along_axis(sim, top, 1)
         w = np.where(np.isfinite(w) & (w > 0), w, 0.0).astype(np.float32)
-        wm = sparse.csr_matrix((w.ravel(), (np.repeat(np.arange(len(q)), self.k), top.ravel())),
-                               shape=(len(q), len(self.users)))
+        wm = sparse.csr_matrix((w.ravel(), (np.repeat(np.arange(len(sim)), self.k), top.ravel())),
+                               shape=(len(sim), len(self.users)))
         return np.asarray((wm @ self.x).todense(), dtype=np.float32)
