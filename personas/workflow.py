@@ -4,19 +4,18 @@
 trains HDGI, saves the model (+ the arrays inductive inference needs) under
 ``settings.models_dir / "personas"``, writes ``User.persona`` (with ``persona_version``)
 and its vector index, clusters users into ``Persona`` groups and replaces the old ones.
-:func:`load_inductive` maps a list of item ids to a raw persona vector without retraining;
-:func:`load_past_encoder` gives the recommender's persona of a user's past (centred like
-``User.persona``, which holds the centred personas).
+Loading the saved model for inference (an anonymous session's inductive persona, the persona
+of a user's past) lives in :mod:`kgrec.personas.saved`.
 Each step of the training has a name (:func:`stream_arrays`, :func:`metapath_graphs`,
 :func:`fit_hdgi`, :func:`save_artefacts`, :func:`write_personas`, :func:`write_groups`).
-torch loads only inside :func:`fit_hdgi` and :func:`load_inductive`.
+torch loads only inside :func:`fit_hdgi`.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -329,94 +328,3 @@ def plot_personas(store: GraphStore, settings: Settings, *, out: Path | None = N
 
     target = out or settings.reports_dir / "personas.png"
     return draw(store, target, method=choice(Projection, method, "method"), sample=sample, seed=settings.seed)
-
-
-def _inductive_encoder(store: GraphStore, settings: Settings):
-    """The saved persona model as an :class:`~.inductive.InductivePersonas` (checked against the
-    graph's personas), and the arrays' item id → index map."""
-    from .inductive import InductivePersonas
-    from .metapaths import MetaPathSpec
-    from .persistence import load_model
-
-    path = model_dir(settings)
-    model, config = load_model(path)
-    if not (path / ARRAYS_FILE).is_file():
-        raise ModelError(f"{path}: missing {ARRAYS_FILE}; retrain the personas")
-    written = next((r["version"] for r in store.run("personas_version", read_only=True)), None)
-    if written is not None and not str(written).startswith(config["model_hash"]):
-        raise ModelError(f"the graph's personas ({written}) were written by another model than "
-                         f"{path} ({config['model_hash']}); retrain the personas")
-    if not (path / FEATURES_FILE).is_file():
-        raise ModelError(f"{path}: missing {FEATURES_FILE}; retrain the personas")
-    arrays = GraphArrays.load(path / ARRAYS_FILE)
-    featurizer = UserFeaturizer.load(path / FEATURES_FILE)
-    specs = [MetaPathSpec.from_dict(d) for d in config["metapaths"]]
-    encoder = InductivePersonas(model, arrays, specs, featurizer=featurizer,
-                                seed=int(config["hparams"].get("seed", 0)))
-    return encoder, {iid: i for i, iid in enumerate(arrays.item_ids)}
-
-
-def load_inductive(store: GraphStore, settings: Settings) -> Callable[[list[str]], np.ndarray]:
-    """A function mapping a session (item ids known to the trained model) to a persona vector.
-
-    Raises :class:`ModelError` when no model is saved or the graph's personas come from
-    another model; the returned function raises :class:`NotFoundError` for an unknown item.
-    """
-    encoder, pos = _inductive_encoder(store, settings)
-
-    def infer(item_ids: list[str]) -> np.ndarray:
-        idx = []
-        for iid in item_ids:
-            if str(iid) not in pos:
-                raise NotFoundError(f"item {iid!r} is not in the persona model's graph")
-            idx.append(pos[str(iid)])
-        return encoder.infer(np.asarray(idx, dtype=np.int64))
-
-    return infer
-
-
-@dataclass
-class PastEncoder:
-    """Personas of users' pasts, as the recommender pairs them with targets: ``encode(users, pasts)``
-    gives ``[len(pasts), dim]`` rows, each the inductive persona of that list of item ids built
-    without the user's own node (so from that past alone), minus the training users' mean persona
-    when ``centre`` is set; an empty past is a zero row ("no persona"). Items the persona model's
-    graph lacks are skipped."""
-
-    encoder: Any
-    positions: dict[str, int]
-    version: str | None = None
-    centre: np.ndarray | None = None
-
-    @property
-    def dim(self) -> int:
-        return int(self.encoder.model.hidden_channels)
-
-    def encode(self, users: Sequence[str], pasts: Sequence[Sequence[str]], progress=None) -> np.ndarray:
-        idx = [np.asarray([self.positions[i] for i in map(str, p) if i in self.positions], dtype=np.int64)
-               for p in pasts]
-        progress = progress or NullProgress()
-        with progress.stage("personas of the users' pasts", total=sum(1 for i in idx if len(i))) as advance:
-            z = self.encoder.encode_pasts(users, idx, advance=advance)
-        if self.centre is not None:
-            has = np.abs(z).sum(1) > 0
-            z[has] -= self.centre.astype(np.float32)
-        return z
-
-
-def load_past_encoder(store: GraphStore, settings: Settings, *, centre: bool = True) -> PastEncoder:
-    """:class:`PastEncoder` over the saved persona model (:class:`ModelError` without one); ``centre``
-    subtracts the training users' mean persona saved with this persona version."""
-    encoder, pos = _inductive_encoder(store, settings)
-    written = next((r["version"] for r in store.run("personas_version", read_only=True)), None)
-    mean = None
-    if centre:
-        path = model_dir(settings) / CENTRE_FILE
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                if written is not None and str(z["version"]) != str(written):
-                    raise ModelError(f"{path} belongs to personas {z['version']}, not {written}; retrain the personas")
-                mean = np.asarray(z["mean"], dtype=np.float32)
-        except (OSError, KeyError, ValueError) as e:
-            raise ModelError(f"cannot read the persona centre {path}: {e}; retrain the personas") from e
-    return PastEncoder(encoder, pos, None if written is None else str(written), mean)

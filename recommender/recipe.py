@@ -49,7 +49,7 @@ def best_of(scores: Mapping[str, float], order: Sequence[str]) -> str:
 class StaticPersonas:
     """A fixed vector per user, whatever the past: for callers whose vectors are user constants
     that hold no item of any target (e.g. a planted group in a test fixture). Production passes a
-    past encoder (:class:`kgrec.personas.workflow.PastEncoder`) instead, which builds each persona
+    past encoder (:class:`kgrec.personas.saved.PastEncoder`) instead, which builds each persona
     from the example's own past."""
 
     def __init__(self, vectors):

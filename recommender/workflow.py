@@ -4,7 +4,7 @@ Every function takes ``(store, settings, ..., progress)``; heavy libraries load 
 
 * Item embeddings come from ``Item.emb``; personas come from the saved persona model
   (``kgrec train personas``) as a **past encoder**
-  (:class:`~kgrec.personas.workflow.PastEncoder`): every example's persona is built from that
+  (:class:`~kgrec.personas.saved.PastEncoder`): every example's persona is built from that
   user's past before it (a training session: the earlier training sessions; validation: train;
   test and serving: train + valid), never from the target's own session. Without a persona
   model, training and evaluation stop with a :class:`ModelError` that says so.
@@ -69,7 +69,7 @@ class RecList(list):
 
 def past_encoder(store, settings):
     """The saved persona model as a past encoder, or a :class:`ModelError` saying to train it."""
-    from kgrec.personas.workflow import load_past_encoder
+    from kgrec.personas.saved import load_past_encoder
 
     try:
         return load_past_encoder(store, settings)

@@ -13,9 +13,9 @@ from kgrec.errors import ModelError, NotFoundError
 from kgrec.kg.artefacts import load_split
 from kgrec.kg.build import BuildOptions, build
 from kgrec.personas.data import GraphArrays
+from kgrec.personas.saved import load_inductive
 from kgrec.personas.workflow import (
     ARRAYS_FILE,
-    load_inductive,
     model_dir,
     nearest_users,
     show_personas,
