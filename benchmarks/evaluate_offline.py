@@ -51,7 +51,7 @@ def export(home: Path, out: Path, protocol: str = "session") -> None:
 
 def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: int | None,
         fit_kwargs: dict, users: int | None = None, protocol: str = "session", exclude_seen: bool = True,
-        fusions: tuple[str, ...] = ("prefix", "gate"), first_seed: int = 0) -> None:
+        fusions: tuple[str, ...] = ("prefix",), first_seed: int = 0, model_kwargs: dict | None = None) -> None:
     import pandas as pd
     import torch
 
@@ -80,9 +80,10 @@ def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: 
     results = evaluate_all(Split, z["item_table"], personas, item_ids=item_ids,
                            seeds=list(range(first_seed, first_seed + seeds)), epochs=epochs, device=device, fit_kwargs=fit_kwargs,
                            protocol=protocol, exclude_seen=exclude_seen, fusions=fusions,
+                           sasrec_kwargs=model_kwargs, retriever_kwargs=model_kwargs,
                            progress=lambda m: print(f"[{time.perf_counter() - t:7.1f}s] {m}", flush=True))
     results.extra.update(json.loads((inputs / "meta.json").read_text()) | {
-        "epochs": epochs, "device": device, "torch_threads": torch.get_num_threads(), "fit": fit_kwargs, "user_subsample": users,
+        "epochs": epochs, "device": device, "torch_threads": torch.get_num_threads(), "fit": fit_kwargs, "models": model_kwargs, "user_subsample": users,
         "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") else None,
         "seconds": round(time.perf_counter() - t, 1), "cpu_seconds": round(time.process_time(), 1)})
     try:
@@ -124,8 +125,13 @@ def main() -> None:
     r.add_argument("--users", type=int, default=None, help="evaluate on a seeded subsample of N users")
     r.add_argument("--protocol", choices=("session", "loo"), default="session")
     r.add_argument("--exclude-seen", action=argparse.BooleanOptionalAction, default=True)
-    r.add_argument("--fusions", default="prefix,gate", help="persona fusions to try (chosen on validation)")
+    r.add_argument("--fusions", default="prefix", help="persona fusions to try, comma-separated, from prefix,gate (chosen on validation)")
     r.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST_SEED .. FIRST_SEED + SEEDS - 1")
+    r.add_argument("--loss", choices=("ce", "sampled"), default=None,
+                   help="training loss of SASRec and the retrievers (default: the models' own)")
+    r.add_argument("--negatives", type=int, default=None, help="negatives of --loss sampled")
+    r.add_argument("--bucket-batches", type=int, default=None,
+                   help="length-bucketed batches (training.epoch_batches; default: fit's own)")
     m = sub.add_parser("merge", help="one report from runs over disjoint seeds (e.g. one process per seed)")
     m.add_argument("parts", type=Path, nargs="+", help="results.json of each run")
     m.add_argument("--out", type=Path, required=True)
@@ -135,9 +141,12 @@ def main() -> None:
     elif args.cmd == "merge":
         merge(args.parts, args.out)
     else:
-        run(args.inputs, args.device, args.seeds, args.epochs, args.out, args.threads,
-            {"batch_size": args.batch_size, "lr": args.lr, "patience": args.patience}, args.users,
-            args.protocol, args.exclude_seen, tuple(args.fusions.split(",")), args.first_seed)
+        fit = {"batch_size": args.batch_size, "lr": args.lr, "patience": args.patience}
+        if args.bucket_batches is not None:
+            fit["bucket_batches"] = args.bucket_batches
+        models = {k: v for k, v in (("loss_type", args.loss), ("num_negatives", args.negatives)) if v is not None}
+        run(args.inputs, args.device, args.seeds, args.epochs, args.out, args.threads, fit, args.users,
+            args.protocol, args.exclude_seen, tuple(args.fusions.split(",")), args.first_seed, models or None)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from kgrec.recommender import data as D
 from kgrec.recommender.metrics import METRICS
 from kgrec.recommender.protocols import PREFIX_BUCKETS, Protocol
 from kgrec.recommender.recipe import (
-    PERSONA_FUSIONS,
+    DEFAULT_FUSIONS,
     Prepared,
     best_of,
     check_fusions,
@@ -226,7 +226,7 @@ def _history_retriever(prep: Prepared, seed: int, say, *, common: dict, fusions:
 def evaluate_all(split_frames, item_emb, personas, *, seeds: Sequence[int] = (0, 1, 2),
                  epochs: int = 50, device: str = "cpu", progress: Callable[[str], None] | None = None,
                  item_ids=None, max_len: int = D.DEFAULT_MAX_LEN, k: int = 100,
-                 fusions: Sequence[str] = PERSONA_FUSIONS, protocol: str | Protocol = Protocol.session,
+                 fusions: Sequence[str] = DEFAULT_FUSIONS, protocol: str | Protocol = Protocol.session,
                  exclude_seen: bool = True, sasrec_kwargs: Mapping | None = None,
                  retriever_kwargs: Mapping | None = None, fit_kwargs: Mapping | None = None,
                  on_pipeline: Callable[[Prepared, object], None] | None = None,

@@ -26,7 +26,9 @@ persona token's own encoder output (``prefix``), or a learned "empty session" ve
 protocol the persona alone answers the cold-start query. The persona token keeps the
 position embedding it has at full width whatever the width of the batch, so that
 trimming all-padding columns of a training batch changes nothing. The user/session vector ``u``
-scores items by inner product with the item table; training uses full-softmax CE.
+scores items by inner product with the item table; training uses the full softmax (``loss_type="ce"``)
+or a sampled softmax over ``num_negatives`` shared uniform negatives (``"sampled"``,
+:mod:`~kgrec.recommender.losses`).
 
 Top-K over the whole catalogue (:func:`topk`): ``backend="torch"`` (matmul + topk,
 the default) or ``backend="faiss"`` (``IndexFlatIP``, exact, same ids). Measured by
@@ -44,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kgrec.errors import ConfigError
+from kgrec.recommender.losses import LOSSES, sampled_softmax, uniform_negatives
 from kgrec.recommender.sasrec import CausalEncoder, attention_mask
 
 FUSIONS = ("prefix", "gate", "none")
@@ -75,14 +78,22 @@ class PersonaRetriever(nn.Module):
         item_emb: ``[num_items, d]`` LLM item embeddings aligned to the vocabulary.
         persona_dim: size of the persona vectors (ignored for ``fusion="none"``).
         fusion: ``"prefix"``, ``"gate"`` or ``"none"``.
+        loss_type, num_negatives: ``"ce"`` (full softmax) or ``"sampled"`` (``num_negatives`` shared
+            uniform negatives per batch).
     """
 
     def __init__(self, num_items: int, item_emb: np.ndarray, persona_dim: int = 64, hidden: int = 64,
                  num_blocks: int = 1, num_heads: int = 1, max_len: int = 50, dropout: float = 0.2,
-                 fusion: str = "prefix", persona_dropout: float = 0.0):
+                 fusion: str = "prefix", persona_dropout: float = 0.0, loss_type: str = "ce",
+                 num_negatives: int = 256):
         super().__init__()
         if fusion not in FUSIONS:
             raise ConfigError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+        if loss_type not in LOSSES:
+            raise ConfigError(f"loss_type must be one of {LOSSES}, got {loss_type!r}")
+        if num_negatives < 1:
+            raise ConfigError(f"num_negatives must be >= 1, got {num_negatives}")
+        self.loss_type, self.num_negatives = loss_type, int(min(num_negatives, max(num_items - 1, 1)))
         if not 0.0 <= persona_dropout < 1.0:
             raise ConfigError(f"persona_dropout must be in [0, 1), got {persona_dropout}")
         self.persona_dropout = float(persona_dropout)
@@ -111,7 +122,8 @@ class PersonaRetriever(nn.Module):
         return {"num_items": self.num_items, "persona_dim": self.persona_dim, "hidden": self.hidden,
                 "num_blocks": len(self.encoder.blocks), "num_heads": self.encoder.num_heads,
                 "max_len": self.max_len, "dropout": self.encoder.drop.p, "fusion": self.fusion,
-                "persona_dropout": self.persona_dropout, "llm_dim": self.llm_dim}
+                "persona_dropout": self.persona_dropout, "llm_dim": self.llm_dim, "loss_type": self.loss_type,
+                "num_negatives": self.num_negatives}
 
     def item_table(self) -> torch.Tensor:
         return self.base + self.residual.weight
@@ -174,14 +186,19 @@ class PersonaRetriever(nn.Module):
         return self._logits(self.user_states(seqs, persona), self.item_table())
 
     def training_loss(self, seqs: torch.Tensor, targets: torch.Tensor, persona: torch.Tensor | None = None,
-                      **_: object) -> torch.Tensor:
+                      generator: torch.Generator | None = None, **_: object) -> torch.Tensor:
         seqs, targets = seqs[:, -self.max_len:], targets[:, -self.max_len:]
-        h = self.user_states(seqs, persona, last_only=False).reshape(-1, self.hidden)
+        table = self.item_table()
+        h = self.user_states(seqs, persona, last_only=False, table=table).reshape(-1, self.hidden)
         t = targets.reshape(-1)
         keep = t != 0
         if not keep.any():
             return h.sum() * 0.0
-        return F.cross_entropy(self._logits(h[keep], self.item_table()), t[keep])
+        h, t = h[keep], t[keep]
+        if self.loss_type == "ce":
+            return F.cross_entropy(self._logits(h, table), t)
+        q = F.normalize(h, dim=-1) * self.temperature.exp()
+        return sampled_softmax(q, table, t, uniform_negatives(self.num_items, self.num_negatives, t.device, generator))
 
 
 def topk(queries: torch.Tensor, table: torch.Tensor, k: int = 100, backend: str = DEFAULT_TOPK_BACKEND,

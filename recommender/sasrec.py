@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kgrec.errors import ConfigError
+from kgrec.recommender.losses import sampled_softmax, uniform_negatives
 
 
 def attention_mask(seqs: torch.Tensor, num_heads: int, prefix: int = 0) -> torch.Tensor:
@@ -123,9 +124,11 @@ class SASRec(nn.Module):
         hidden, num_blocks, num_heads, max_len, dropout: the usual SASRec sizes.
         item_init: optional ``[num_items, d]`` LLM item embeddings, L2-normalised, frozen,
             passed through a learned linear projection and added to the item table.
-        loss_type: ``"ce"`` (full softmax over the catalogue) or ``"gbce"`` (gSASRec,
-            Petrov & Macdonald 2023: uniform sampled negatives, calibrated BCE).
-        num_negatives, gbce_t: gBCE settings.
+        loss_type: ``"ce"`` (full softmax over the catalogue), ``"sampled"`` (sampled softmax over
+            ``num_negatives`` uniform negatives shared by the batch, :mod:`~kgrec.recommender.losses`)
+            or ``"gbce"`` (gSASRec, Petrov & Macdonald 2023: uniform sampled negatives per position,
+            calibrated BCE).
+        num_negatives, gbce_t: settings of the sampled losses (``gbce_t`` for gBCE only).
         inner_size: feed-forward width of each block (default ``hidden``, as in Kang & McAuley;
             RecBole's default is 256).
         input_norm: LayerNorm over item + positional embedding (see :class:`CausalEncoder`);
@@ -138,8 +141,8 @@ class SASRec(nn.Module):
                  loss_type: str = "ce", num_negatives: int = 256, gbce_t: float = 0.75,
                  inner_size: int | None = None, input_norm: bool = True, norm_first: bool = True):
         super().__init__()
-        if loss_type not in ("ce", "gbce"):
-            raise ConfigError(f"loss_type must be 'ce' or 'gbce', got {loss_type!r}")
+        if loss_type not in ("ce", "sampled", "gbce"):
+            raise ConfigError(f"loss_type must be 'ce', 'sampled' or 'gbce', got {loss_type!r}")
         if num_items < 2:
             raise ConfigError("num_items must count padding plus at least one item")
         self.num_items, self.hidden, self.max_len = num_items, hidden, max_len
@@ -229,6 +232,11 @@ class SASRec(nn.Module):
         h, t = h[keep], t[keep]
         if self.loss_type == "ce":
             return self.loss(h @ table.T, t)
+        if self.loss_type == "sampled":
+            if not len(t):
+                return h.sum() * 0.0
+            neg = uniform_negatives(self.num_items, self.num_negatives, t.device, generator)
+            return sampled_softmax(h, table, t, neg)
         neg = torch.randint(1, self.num_items, (len(t), self.num_negatives), generator=generator,
                             device=t.device)
         # resample collisions with the positive once (rare; the rest are kept as is)

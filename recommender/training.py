@@ -76,6 +76,25 @@ def _trim(inputs, targets):
     return inputs[:, start:], targets[:, start:]
 
 
+def epoch_batches(lengths, batch_size: int, generator, bucket_batches: int = 0) -> list:
+    """One epoch's batches of window indices, in random order.
+
+    ``bucket_batches = 0``: a random permutation cut into batches. ``> 0``: the permutation is cut
+    into chunks of ``bucket_batches`` batches, each chunk sorted by window length before it is cut,
+    and the batches are shuffled: every window still appears exactly once per epoch, and a batch
+    holds windows of similar length, so :func:`_trim` removes most of the padding (the windows of
+    the session protocol are mostly short)."""
+    import torch
+
+    perm = torch.randperm(len(lengths), generator=generator)
+    if bucket_batches <= 0:
+        return list(perm.split(batch_size))
+    batches = []
+    for chunk in perm.split(batch_size * bucket_batches):
+        batches += list(chunk[torch.argsort(lengths[chunk], stable=True)].split(batch_size))
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator)]
+
+
 @dataclass
 class FitResult:
     best_epoch: int = -1
@@ -89,8 +108,10 @@ def fit(model, windows: TrainWindows, valid: EvalExamples, *, train_persona: np.
         lr: float = 1e-3, weight_decay: float = 0.0, patience: int = 5, seed: int = 0,
         device: str = "cpu", progress: Callable[[str], None] | None = None,
         name: str = "model", exclude_seen: bool = False,
-        should_stop: Callable[[int], bool] | None = None) -> FitResult:
+        should_stop: Callable[[int], bool] | None = None, bucket_batches: int = 0) -> FitResult:
     """Adam training; after every epoch evaluate NDCG@10 on ``valid`` and keep the best weights.
+
+    ``bucket_batches``: batches of similar-length windows (:func:`epoch_batches`).
 
     Stops after ``patience`` epochs without improvement, or when ``should_stop(epoch)``
     (asked before each epoch after the first, e.g. a time budget) returns True; the model ends
@@ -105,6 +126,7 @@ def fit(model, windows: TrainWindows, valid: EvalExamples, *, train_persona: np.
     dgen = torch.Generator(device=device).manual_seed(seed) if device != "cpu" else gen
     inputs = torch.as_tensor(windows.inputs)
     targets = torch.as_tensor(windows.targets)
+    lengths = ((inputs != 0) | (targets != 0)).sum(1)
     pers = None if train_persona is None else torch.as_tensor(train_persona)
     res = FitResult()
     best_state = copy.deepcopy(model.state_dict())
@@ -114,10 +136,8 @@ def fit(model, windows: TrainWindows, valid: EvalExamples, *, train_persona: np.
             res.stopped = True
             break
         model.train()
-        perm = torch.randperm(len(inputs), generator=gen)
         total, n = 0.0, 0
-        for s in range(0, len(perm), batch_size):
-            idx = perm[s:s + batch_size]
+        for idx in epoch_batches(lengths, batch_size, gen, bucket_batches):
             kw = {} if pers is None else {"persona": pers[idx].to(device)}
             x, y = _trim(inputs[idx], targets[idx])
             loss = model.training_loss(x.to(device), y.to(device), generator=dgen, **kw)

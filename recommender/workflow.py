@@ -32,6 +32,7 @@ import numpy as np
 
 from kgrec.errors import ConfigError, ModelError, NotFoundError
 from kgrec.progress import NullProgress
+from kgrec.recommender.recipe import DEFAULT_FUSIONS
 from kgrec.settings import apply_torch_threads
 
 MODEL_SUBDIR = "recommender"
@@ -107,7 +108,7 @@ def model_dir(settings) -> Path:
 
 
 def train(store, settings, *, epochs: int = 50, seed: int | None = None, device: str = "cpu", progress=None,
-          fusions: Sequence[str] = ("prefix", "gate"), k: int = 100, max_len: int = 50,
+          fusions: Sequence[str] = DEFAULT_FUSIONS, k: int = 100, max_len: int = 50,
           sasrec_kwargs=None, retriever_kwargs=None, fit_kwargs=None, buckets: str | None = None) -> Path:
     """Train the production :class:`Recommender` with :func:`kgrec.recommender.recipe.train_pipeline`
     under the ``session`` protocol (the product's task) and save it; returns the model directory."""

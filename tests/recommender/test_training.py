@@ -8,7 +8,7 @@ from kgrec.recommender.sasrec import SASRec, gbce_beta
 from kgrec.recommender.training import fit
 
 
-@pytest.mark.parametrize("loss_type", ["ce", "gbce"])
+@pytest.mark.parametrize("loss_type", ["ce", "sampled", "gbce"])
 def test_sasrec_shapes_and_loss_falls(prepared, loss_type, train_loss):
     n = len(prepared.vocab)
     torch.manual_seed(0)
