@@ -51,7 +51,8 @@ def export(home: Path, out: Path, protocol: str = "session") -> None:
 
 def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: int | None,
         fit_kwargs: dict, users: int | None = None, protocol: str = "session", exclude_seen: bool = True,
-        fusions: tuple[str, ...] = ("prefix",), first_seed: int = 0, model_kwargs: dict | None = None) -> None:
+        fusions: tuple[str, ...] = ("prefix",), first_seed: int = 0, model_kwargs: dict | None = None,
+        residual: bool = True) -> None:
     import pandas as pd
     import torch
 
@@ -80,7 +81,7 @@ def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: 
     results = evaluate_all(Split, z["item_table"], personas, item_ids=item_ids,
                            seeds=list(range(first_seed, first_seed + seeds)), epochs=epochs, device=device, fit_kwargs=fit_kwargs,
                            protocol=protocol, exclude_seen=exclude_seen, fusions=fusions,
-                           sasrec_kwargs=model_kwargs, retriever_kwargs=model_kwargs,
+                           sasrec_kwargs=model_kwargs, retriever_kwargs=model_kwargs, residual=residual,
                            progress=lambda m: print(f"[{time.perf_counter() - t:7.1f}s] {m}", flush=True))
     results.extra.update(json.loads((inputs / "meta.json").read_text()) | {
         "epochs": epochs, "device": device, "torch_threads": torch.get_num_threads(), "fit": fit_kwargs, "models": model_kwargs, "user_subsample": users,
@@ -129,6 +130,8 @@ def main() -> None:
     r.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST_SEED .. FIRST_SEED + SEEDS - 1")
     r.add_argument("--loss", choices=("ce", "sampled"), default=None,
                    help="training loss of SASRec and the retrievers (default: the models' own)")
+    r.add_argument("--residual", action=argparse.BooleanOptionalAction, default=True,
+                   help="also fine-tune SASRec with the persona residual (a candidate persona part)")
     r.add_argument("--negatives", type=int, default=None, help="negatives of --loss sampled")
     r.add_argument("--bucket-batches", type=int, default=None,
                    help="length-bucketed batches (training.epoch_batches; default: fit's own)")
@@ -146,7 +149,8 @@ def main() -> None:
             fit["bucket_batches"] = args.bucket_batches
         models = {k: v for k, v in (("loss_type", args.loss), ("num_negatives", args.negatives)) if v is not None}
         run(args.inputs, args.device, args.seeds, args.epochs, args.out, args.threads, fit, args.users,
-            args.protocol, args.exclude_seen, tuple(args.fusions.split(",")), args.first_seed, models or None)
+            args.protocol, args.exclude_seen, tuple(args.fusions.split(",")), args.first_seed, models or None,
+            args.residual)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,8 @@ def main() -> None:
     ap.add_argument("--variants", default="ce,ce+bucket,sampled256+bucket")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--patience", type=int, default=5)
-    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--batch-size", type=int, default=512)
+    ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
@@ -61,14 +62,15 @@ def main() -> None:
     z = np.load(a.inputs / "arrays.npz", allow_pickle=False)
     prep = prepare(frames, z["item_table"], None, item_ids=z["item_ids"].tolist())
     print(f"{a.inputs}: {len(prep.vocab) - 1} items, {int((prep.windows.targets != 0).sum())} training targets, "
-          f"{len(prep.valid)} validation examples; seed {a.seed}, {a.threads} thread(s)", flush=True)
+          f"{len(prep.valid)} validation examples; seed {a.seed}, batch {a.batch_size}, lr {a.lr}, "
+          f"patience {a.patience}, {a.threads} thread(s)", flush=True)
     rows = []
     for model in a.models.split(","):
         for variant in a.variants.split(","):
             mk, fk = parse_variant(variant)
             if model != "sasrec" and mk["loss_type"] == "gbce":
                 continue
-            fk |= {"patience": a.patience, "batch_size": a.batch_size}
+            fk |= {"patience": a.patience, "batch_size": a.batch_size, "lr": a.lr}
             load0, cpu0, wall0 = os.getloadavg()[0], time.process_time(), time.perf_counter()
             common = {"epochs": 10_000, "model_kwargs": mk, "fit_kwargs": fk,
                       "progress": lambda msg: print(f"  {msg}", flush=True)}

@@ -10,11 +10,17 @@ Models (keys of the result, exactly):
 ``retriever_history_user`` retriever whose persona is the mean LLM embedding of the items of the
                            example's past (fusion picked on validation like the persona one)
 ``retriever_persona``      the persona retriever alone (fusion picked on validation)
+``sasrec_persona_residual`` SASRec with the persona as a zero-initialised residual on its states,
+                           fine-tuned from the trained SASRec with persona dropout (epoch -1, plain
+                           SASRec, is an early-stopping candidate)
 ``full_pipeline``          the kernel (:mod:`kgrec.recommender.fusion`): candidates from SASRec, the
-                           session retriever and the persona retriever, blended, with shares and
-                           weights chosen per prefix-length bucket on validation
-``pipeline_history_user``  the same kernel with the history-user retriever as its persona part, its
-                           own plan chosen on validation (the fair ablation of the persona)
+                           session retriever and the persona part (the persona retriever or the
+                           residual SASRec, whichever kernel plan scores higher on validation),
+                           blended, with shares and weights chosen per prefix-length bucket on
+                           validation
+``pipeline_history_user``  the same kernel with the history-user vector in place of the persona (its
+                           retriever or residual SASRec, chosen and planned on validation the same
+                           way): the fair ablation of the persona
 
 Each distinct model is trained once per seed and shared by the rows that use it. Every persona
 and history vector is built from the example's own past (:mod:`kgrec.recommender.protocols`).
@@ -52,7 +58,7 @@ from kgrec.recommender.recipe import (
 )
 
 MODEL_NAMES = ("popularity", "sasrec", "llmseqsim", "retriever_no_persona", "retriever_history_user",
-               "retriever_persona", "full_pipeline", "pipeline_history_user")
+               "retriever_persona", "sasrec_persona_residual", "full_pipeline", "pipeline_history_user")
 BREAKDOWN_METRICS = ("HR@10", "HR@100", "NDCG@10", "MRR")
 __all__ = ["MODEL_NAMES", "EvalResults", "Prepared", "evaluate_all", "prepare", "subsample_users"]
 
@@ -131,7 +137,8 @@ def merge_results(parts: Sequence[Mapping]) -> EvalResults:
             slot["metrics"] += r["metrics"]
             slot["breakdown"] += r["breakdown"]
     lists = ("seeds", "chosen_fusion", "fusion_valid_NDCG@10", "plan", "plan_history_user", "grid_valid",
-             "history_user_fusion")
+             "history_user_fusion", "persona_part", "part_valid", "residual_valid", "residual_epoch",
+             "history_user_part", "history_user_part_valid")
     for key in lists:
         if key in first:
             first[key] = [v for part in parts for v in part.get(key, [])]
@@ -168,20 +175,23 @@ def _baselines(prep: Prepared, runs: _Runs, extra: dict, score: Callable, say: C
 
 def _pipelines(prep: Prepared, seeds: Sequence[int], runs: _Runs, extra: dict, score: Callable, say, *, k: int,
                common: dict, fusions: Sequence[str], models: dict, on_pipeline: Callable | None,
-               buckets=PREFIX_BUCKETS) -> None:
+               buckets=PREFIX_BUCKETS, residual: bool = True) -> None:
     """Per seed: the production recipe (its parts, fusion and plan), its test scores, and the
     history-user ablation as a retriever and as the kernel's persona part."""
     from kgrec.recommender.fusion import Kernel
-    from kgrec.recommender.recipe import evaluate_kernel, fit_plan
+    from kgrec.recommender.recipe import choose_persona_part, evaluate_kernel, train_residual
 
     test_p = prep.persona_rows("persona", prep.test)
     test_h = prep.persona_rows("history_user", prep.test)
     fusion_test: dict[str, list[dict]] = {f: [] for f in fusions}
     picks: dict[str, list] = {k_: [] for k_ in ("fusion", "fusion_valid", "plan", "plan_history_user", "grid_valid",
-                                                "history_user_fusion")}
+                                                "history_user_fusion", "persona_part", "part_valid",
+                                                "residual_valid", "residual_epoch", "history_user_part",
+                                                "history_user_part_valid")}
     for seed in seeds:
         say(f"seed {seed}: sasrec, session retriever, persona retrievers {list(fusions)}")
-        tp = train_pipeline(prep, seed, fusions=fusions, k=k, buckets=buckets, sasrec_kwargs=models.get("sasrec"),
+        tp = train_pipeline(prep, seed, fusions=fusions, k=k, buckets=buckets, residual=residual,
+                            sasrec_kwargs=models.get("sasrec"),
                             retriever_kwargs=models.get("retriever"), **common)
         if on_pipeline is not None:
             on_pipeline(prep, tp)
@@ -192,23 +202,34 @@ def _pipelines(prep: Prepared, seeds: Sequence[int], runs: _Runs, extra: dict, s
             fusion_test[f].append(res[0])
             if f == tp.fusion:
                 runs.add("retriever_persona", res)
-        say(f"seed {seed}: full_pipeline (fusion {tp.fusion})")
+        if tp.residual is not None:
+            runs.add("sasrec_persona_residual", score(tp.residual, prep.test, test_p))
+        say(f"seed {seed}: full_pipeline (persona part {tp.persona_part})")
         runs.add("full_pipeline", evaluate_kernel(prep, tp.kernel(), prep.test, "persona", device=common["device"]))
         hist, best = _history_retriever(prep, seed, say, common=common, fusions=fusions, models=models)
         runs.add("retriever_history_user", score(hist, prep.test, test_h))
         say(f"seed {seed}: pipeline_history_user")
-        parts = {"sasrec": tp.sasrec, "session": tp.session, "persona": hist}
-        hplan, _ = fit_plan(prep, parts, "history_user", k=k, device=common["device"], buckets=buckets)
+        cands = {best: hist}
+        if tp.residual is not None:
+            cands["residual"] = train_residual(prep, tp.sasrec, "history_user", seed, **common)[0]
+        hpart, hplan, _, hvalid = choose_persona_part(prep, tp.sasrec, tp.session, cands, "history_user", k=k,
+                                                      device=common["device"], buckets=buckets)
+        parts = {"sasrec": tp.sasrec, "session": tp.session, "persona": cands[hpart]}
         runs.add("pipeline_history_user", evaluate_kernel(prep, Kernel(parts, hplan), prep.test, "history_user",
                                                           device=common["device"]))
         for key, val in (("fusion", tp.fusion), ("fusion_valid", tp.fusion_valid), ("plan", tp.plan.to_dict()),
                          ("plan_history_user", hplan.to_dict()), ("grid_valid", tp.grid_valid),
-                         ("history_user_fusion", best)):
+                         ("history_user_fusion", best), ("persona_part", tp.persona_part),
+                         ("part_valid", tp.part_valid), ("residual_valid", tp.residual_valid),
+                         ("residual_epoch", tp.residual_epoch), ("history_user_part", hpart),
+                         ("history_user_part_valid", hvalid)):
             picks[key].append(val)
     extra.update({"fusion": {f: aggregate(v) for f, v in fusion_test.items()}, "fusion_per_seed": fusion_test,
                   "chosen_fusion": picks["fusion"], "fusion_valid_NDCG@10": picks["fusion_valid"],
                   "plan": picks["plan"], "plan_history_user": picks["plan_history_user"],
-                  "grid_valid": picks["grid_valid"], "history_user_fusion": picks["history_user_fusion"]})
+                  "grid_valid": picks["grid_valid"], "history_user_fusion": picks["history_user_fusion"],
+                  **{key: picks[key] for key in ("persona_part", "part_valid", "residual_valid", "residual_epoch",
+                                                 "history_user_part", "history_user_part_valid")}})
 
 
 def _history_retriever(prep: Prepared, seed: int, say, *, common: dict, fusions: Sequence[str], models: dict):
@@ -230,7 +251,7 @@ def evaluate_all(split_frames, item_emb, personas, *, seeds: Sequence[int] = (0,
                  exclude_seen: bool = True, sasrec_kwargs: Mapping | None = None,
                  retriever_kwargs: Mapping | None = None, fit_kwargs: Mapping | None = None,
                  on_pipeline: Callable[[Prepared, object], None] | None = None,
-                 buckets=PREFIX_BUCKETS) -> EvalResults:
+                 buckets=PREFIX_BUCKETS, residual: bool = True) -> EvalResults:
     """Train / evaluate every model over ``seeds`` under ``protocol``; see the module docstring.
     ``on_pipeline(prep, trained)`` sees each seed's :class:`~kgrec.recommender.recipe.TrainedPipeline`."""
     if not seeds:
@@ -250,5 +271,5 @@ def evaluate_all(split_frames, item_emb, personas, *, seeds: Sequence[int] = (0,
     models = {"sasrec": sasrec_kwargs, "retriever": retriever_kwargs}
     _baselines(prep, runs, extra, score, say)
     _pipelines(prep, seeds, runs, extra, score, say, k=k, common=common, fusions=fusions, models=models,
-               on_pipeline=on_pipeline, buckets=buckets)
+               on_pipeline=on_pipeline, buckets=buckets, residual=residual)
     return runs.results(extra)

@@ -110,6 +110,13 @@ class Plan:
                               f"bucket of {self.buckets}")
         return out
 
+    def valid_score(self) -> float:
+        """The chosen settings' validation ``metric`` over all validation examples (bucket means
+        weighted by their sizes)."""
+        rows = [r for r in self.valid.values() if r.get("n")]
+        n = sum(r["n"] for r in rows)
+        return float(sum(r["n"] * r[self.metric] for r in rows) / n) if n else math.nan
+
     def to_dict(self) -> dict:
         return {"k": self.k, "metric": self.metric, "buckets": [list(b) for b in self.buckets],
                 "settings": {b: s.to_dict() for b, s in self.settings.items()}, "valid": self.valid}

@@ -231,6 +231,25 @@ def train_retriever(prep: Prepared, fusion: str, source: str, seed: int, *, epoc
     return model, res
 
 
+def train_residual(prep: Prepared, sasrec, source: str, seed: int, *, epochs: int, device: str = "cpu",
+                   progress=None, persona_dropout: float = 0.5, fit_kwargs: Mapping | None = None):
+    """A copy of the trained ``sasrec`` with the persona of ``source`` as a zero-initialised residual
+    (:class:`~kgrec.recommender.sasrec.PersonaSASRec`), fine-tuned end to end; the untrained state
+    (= plain SASRec) is an early-stopping candidate."""
+    import copy
+
+    from kgrec.recommender.sasrec import PersonaSASRec
+    from kgrec.recommender.training import fit, seed_everything
+
+    seed_everything(seed)
+    model = PersonaSASRec(copy.deepcopy(sasrec), prep.persona_dim(source), persona_dropout=persona_dropout)
+    res = fit(model, prep.windows, prep.stop, train_persona=prep.persona_rows(source, prep.windows),
+              valid_persona=prep.persona_rows(source, prep.stop), epochs=epochs, seed=seed, device=device,
+              progress=progress, name=f"sasrec_residual[{source},seed={seed}]",
+              **{"exclude_seen": prep.exclude_seen, **(fit_kwargs or {}), "score_initial": True})
+    return model, res
+
+
 @dataclass
 class TrainedPipeline:
     """What :func:`train_pipeline` returns: the models and every validation choice."""
@@ -242,19 +261,29 @@ class TrainedPipeline:
     session_valid: float
     retrievers: dict[str, Any]  # fusion -> persona retriever
     fusion_valid: dict[str, float]  # fusion -> best validation NDCG@10
-    fusion: str
-    plan: Any  # kgrec.recommender.fusion.Plan
+    fusion: str  # the best retriever fusion on its own validation NDCG@10
+    plan: Any  # kgrec.recommender.fusion.Plan of the kernel's persona part
     grid_valid: list[dict] = field(default_factory=list)  # every fusion setting's validation score
+    residual: Any = None  # SASRec with the persona residual (None: not trained)
+    residual_valid: float = float("nan")  # its best validation NDCG@10 (epoch -1 = plain SASRec)
+    residual_epoch: int = -1
+    persona_part: str = ""  # the kernel's persona part: a fusion name or "residual"
+    part_valid: dict[str, float] = field(default_factory=dict)  # candidate -> its plan's validation NDCG@10
 
     @property
     def retriever(self):
         return self.retrievers[self.fusion]
 
+    @property
+    def persona_model(self):
+        """The kernel's persona part."""
+        return self.residual if self.persona_part == "residual" else self.retrievers[self.persona_part or self.fusion]
+
     def kernel(self, persona_part=None):
         from kgrec.recommender.fusion import Kernel
 
         return Kernel({"sasrec": self.sasrec, "session": self.session,
-                       "persona": self.retriever if persona_part is None else persona_part}, self.plan)
+                       "persona": self.persona_model if persona_part is None else persona_part}, self.plan)
 
 
 def example_batches(prep: Prepared, examples: D.EvalExamples, source: str, *, batch_size: int = 512,
@@ -314,9 +343,12 @@ def evaluate_kernel(prep: Prepared, kernel, examples: D.EvalExamples, source: st
 def train_pipeline(prep: Prepared, seed: int, *, epochs: int, fusions: Sequence[str] = DEFAULT_FUSIONS,
                    k: int = 100, device: str = "cpu", progress: Callable[[str], None] | None = None,
                    sasrec_kwargs: Mapping | None = None, retriever_kwargs: Mapping | None = None,
-                   fit_kwargs: Mapping | None = None, buckets=PREFIX_BUCKETS) -> TrainedPipeline:
-    """SASRec, the session retriever and the persona retriever per fusion; the fusion and the
-    per-bucket plan chosen on validation."""
+                   fit_kwargs: Mapping | None = None, buckets=PREFIX_BUCKETS,
+                   residual: bool = True) -> TrainedPipeline:
+    """SASRec, the session retriever, the persona retriever per fusion and (``residual``) SASRec with
+    the persona residual; the kernel's persona part (the best fusion on its own validation score, or
+    the residual model) and its per-bucket plan chosen on validation: the candidate whose plan
+    scores higher over all validation examples (ties: the retriever)."""
     fusions = check_fusions(fusions)
     common = {"epochs": epochs, "device": device, "progress": progress, "fit_kwargs": fit_kwargs}
     sas, sres = train_sasrec(prep, seed, model_kwargs=sasrec_kwargs, **common)
@@ -326,7 +358,24 @@ def train_pipeline(prep: Prepared, seed: int, *, epochs: int, fusions: Sequence[
         models[f], res = train_retriever(prep, f, "persona", seed, model_kwargs=retriever_kwargs, **common)
         valid[f] = float(res.best_valid_ndcg)
     chosen = best_of(valid, fusions)
-    plan, table = fit_plan(prep, {"sasrec": sas, "session": ses, "persona": models[chosen]}, "persona", k=k,
-                           device=device, buckets=buckets)
-    return TrainedPipeline(seed, sas, float(sres.best_valid_ndcg), ses, float(ses_res.best_valid_ndcg), models,
-                           valid, chosen, plan, table)
+    candidates = {chosen: models[chosen]}
+    tp = TrainedPipeline(seed, sas, float(sres.best_valid_ndcg), ses, float(ses_res.best_valid_ndcg), models,
+                         valid, chosen, None)
+    if residual:
+        tp.residual, rres = train_residual(prep, sas, "persona", seed, **common)
+        tp.residual_valid, tp.residual_epoch = float(rres.best_valid_ndcg), int(rres.best_epoch)
+        candidates["residual"] = tp.residual
+    tp.persona_part, tp.plan, tp.grid_valid, tp.part_valid = choose_persona_part(
+        prep, sas, ses, candidates, "persona", k=k, device=device, buckets=buckets)
+    return tp
+
+
+def choose_persona_part(prep: Prepared, sasrec, session, candidates: Mapping[str, Any], source: str, *,
+                        k: int = 100, device: str = "cpu", buckets=PREFIX_BUCKETS):
+    """The candidate persona part whose kernel plan scores best over all validation examples (the
+    first of ``candidates`` on ties): ``(name, plan, plan's grid table, {name: plan score})``."""
+    plans = {name: fit_plan(prep, {"sasrec": sasrec, "session": session, "persona": part}, source, k=k,
+                            device=device, buckets=buckets) for name, part in candidates.items()}
+    scores = {name: plan.valid_score() for name, (plan, _table) in plans.items()}
+    name = best_of(scores, list(candidates))
+    return name, plans[name][0], plans[name][1], scores

@@ -226,7 +226,12 @@ class SASRec(nn.Module):
         """Loss on windows ``seqs`` [B, L] / ``targets`` [B, L] (0 = ignore)."""
         seqs, targets = self._crop(seqs), self._crop(targets)
         table = self.items.weight()
-        h = self.hidden_states(seqs, table).reshape(-1, self.hidden)
+        return self.states_loss(self.hidden_states(seqs, table), targets, table, generator)
+
+    def states_loss(self, states: torch.Tensor, targets: torch.Tensor, table: torch.Tensor,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+        """The training loss of states [B, L, H] against ``targets`` [B, L] (0 = ignore)."""
+        h = states.reshape(-1, self.hidden)
         t = targets.reshape(-1)
         keep = t != 0
         h, t = h[keep], t[keep]
@@ -247,3 +252,53 @@ class SASRec(nn.Module):
         cand = torch.cat([t.unsqueeze(1), neg], 1)
         logits = torch.einsum("nh,nkh->nk", h, table[cand])
         return self.loss(logits, t)
+
+
+class PersonaSASRec(nn.Module):
+    """SASRec with the persona as a zero-initialised residual on its states (LSTUR / SSE-PT style).
+
+    ``h'_t = h_t + W LN(p)``, with ``W`` (and its bias) initialised to zero, so the untrained wrapper
+    scores exactly like the SASRec it wraps, and fine-tuning from a trained SASRec starts at
+    plain SASRec (:func:`kgrec.recommender.training.fit` with ``score_initial=True`` keeps that
+    state if no epoch beats it on validation). An all-zero persona row (no past) adds nothing;
+    in training ``persona_dropout`` drops the residual of that share of the rows, so the model
+    keeps working from the session alone. Fine-tuned end to end (SASRec's weights too).
+    """
+
+    def __init__(self, sasrec: SASRec, persona_dim: int, persona_dropout: float = 0.5):
+        super().__init__()
+        if not 0.0 <= persona_dropout < 1.0:
+            raise ConfigError(f"persona_dropout must be in [0, 1), got {persona_dropout}")
+        self.sasrec, self.persona_dim, self.persona_dropout = sasrec, int(persona_dim), float(persona_dropout)
+        self.num_items, self.max_len = sasrec.num_items, sasrec.max_len
+        self.proj = nn.Sequential(nn.LayerNorm(persona_dim), nn.Linear(persona_dim, sasrec.hidden))
+        nn.init.zeros_(self.proj[1].weight)
+        nn.init.zeros_(self.proj[1].bias)
+
+    def config(self) -> dict:
+        return {"kind": "sasrec_residual", "sasrec": self.sasrec.config(), "persona_dim": self.persona_dim,
+                "persona_dropout": self.persona_dropout}
+
+    def residual(self, persona: torch.Tensor | None, b: int, device) -> torch.Tensor:
+        """[B, H]: ``W LN(p)``, zero for an all-zero row (and, in training, a dropped one)."""
+        if persona is None:
+            return torch.zeros(b, self.sasrec.hidden, device=device)
+        persona = persona.float()
+        has = persona.abs().sum(-1, keepdim=True) > 0
+        if self.training and self.persona_dropout > 0:
+            has = has & (torch.rand(has.shape, device=device) >= self.persona_dropout)
+        return torch.where(has, self.proj(persona), torch.zeros((), device=device))
+
+    def score(self, seqs: torch.Tensor, persona: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, num_items] next-item scores (column 0 = -inf)."""
+        seqs = self.sasrec._crop(seqs)
+        table = self.sasrec.items.weight()
+        h = self.sasrec.hidden_states(seqs, table)[:, -1] + self.residual(persona, len(seqs), seqs.device)
+        return self.sasrec._mask_pad(h @ table.T)
+
+    def training_loss(self, seqs: torch.Tensor, targets: torch.Tensor, persona: torch.Tensor | None = None,
+                      generator: torch.Generator | None = None, **_: object) -> torch.Tensor:
+        seqs, targets = self.sasrec._crop(seqs), self.sasrec._crop(targets)
+        table = self.sasrec.items.weight()
+        h = self.sasrec.hidden_states(seqs, table) + self.residual(persona, len(seqs), seqs.device).unsqueeze(1)
+        return self.sasrec.states_loss(h, targets, table, generator)

@@ -7,7 +7,8 @@ Directory layout (:meth:`Recommender.save`)::
     items.json     the item vocabulary (ids of indices 1..n)
     sasrec.pt      SASRec state_dict
     session.pt     the session retriever's state_dict (no persona)
-    persona.pt     the persona retriever's state_dict
+    persona.pt     the persona part's state_dict: the persona retriever, or SASRec with the persona
+                   residual (``config.json`` says which, ``"kind": "sasrec_residual"``)
 
 :meth:`Recommender.recommend` runs :meth:`Kernel.final_scores` on one example, the function the
 evaluation's ``full_pipeline`` runs on every test batch, so what is served is what was measured.
@@ -131,9 +132,11 @@ class Recommender:
 def _build(name: str, config: Mapping):
     """An untrained part from its saved ``config()`` (weights are loaded after)."""
     from kgrec.recommender.retriever import PersonaRetriever
-    from kgrec.recommender.sasrec import SASRec
+    from kgrec.recommender.sasrec import PersonaSASRec, SASRec
 
     c = dict(config)
+    if c.pop("kind", None) == "sasrec_residual":
+        return PersonaSASRec(_build("sasrec", c.pop("sasrec")), **c)
     if name == "sasrec":
         init_dim = c.pop("item_init_dim")
         return SASRec(item_init=None if init_dim is None else np.zeros((c["num_items"], init_dim), np.float32), **c)

@@ -108,10 +108,13 @@ def fit(model, windows: TrainWindows, valid: EvalExamples, *, train_persona: np.
         lr: float = 1e-3, weight_decay: float = 0.0, patience: int = 5, seed: int = 0,
         device: str = "cpu", progress: Callable[[str], None] | None = None,
         name: str = "model", exclude_seen: bool = False,
-        should_stop: Callable[[int], bool] | None = None, bucket_batches: int = 0) -> FitResult:
+        should_stop: Callable[[int], bool] | None = None, bucket_batches: int = 0,
+        score_initial: bool = False) -> FitResult:
     """Adam training; after every epoch evaluate NDCG@10 on ``valid`` and keep the best weights.
 
     ``bucket_batches``: batches of similar-length windows (:func:`epoch_batches`).
+    ``score_initial``: the untrained state is a candidate too (``epoch -1``), e.g. a fine-tune that
+    starts from a trained model and must not end below it.
 
     Stops after ``patience`` epochs without improvement, or when ``should_stop(epoch)``
     (asked before each epoch after the first, e.g. a time budget) returns True; the model ends
@@ -131,6 +134,12 @@ def fit(model, windows: TrainWindows, valid: EvalExamples, *, train_persona: np.
     res = FitResult()
     best_state = copy.deepcopy(model.state_dict())
     bad = 0
+    if score_initial:
+        ndcg = evaluate_scorer(model, valid, valid_persona, device=device, exclude_seen=exclude_seen)["NDCG@10"]
+        res.history.append({"epoch": -1, "loss": float("nan"), "valid_NDCG@10": ndcg})
+        res.best_valid_ndcg = ndcg
+        if progress:
+            progress(f"{name} before training: valid NDCG@10 {ndcg:.4f}")
     for epoch in range(epochs):
         if epoch and should_stop is not None and should_stop(epoch):
             res.stopped = True

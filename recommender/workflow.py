@@ -150,11 +150,13 @@ def save_pipeline(settings, inp: Inputs, prep, tp, *, k: int, epochs: int, devic
     """Save a :class:`~kgrec.recommender.recipe.TrainedPipeline` as the production recommender."""
     from kgrec.recommender.service import Recommender
 
-    parts = {"sasrec": tp.sasrec.cpu(), "session": tp.session.cpu(), "persona": tp.retriever.cpu()}
+    parts = {"sasrec": tp.sasrec.cpu(), "session": tp.session.cpu(), "persona": tp.persona_model.cpu()}
     out = Recommender(prep.vocab, parts, tp.plan).save(model_dir(settings))
     meta = {"fingerprint": inp.fingerprint, "persona_version": inp.persona_version, "protocol": "session",
             "fusion": tp.fusion, "fusion_valid_NDCG@10": tp.fusion_valid, "sasrec_valid_NDCG@10": tp.sasrec_valid,
-            "session_valid_NDCG@10": tp.session_valid, "plan": tp.plan.to_dict(), "k": k, "epochs": epochs,
+            "session_valid_NDCG@10": tp.session_valid, "persona_part": tp.persona_part,
+            "persona_part_plan_valid_NDCG@10": tp.part_valid, "residual_valid_NDCG@10": tp.residual_valid,
+            "residual_best_epoch": tp.residual_epoch, "plan": tp.plan.to_dict(), "k": k, "epochs": epochs,
             "seed": tp.seed, "device": device, "n_items": len(prep.vocab) - 1, "persona_dim": int(inp.personas.dim),
             "train_seconds": round(seconds, 2),
             "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -8,7 +8,7 @@ from kgrec.recommender import report as R
 from kgrec.recommender import training
 from kgrec.recommender.fusion import default_grid
 
-NAMES = {"popularity", "sasrec", "llmseqsim", "retriever_no_persona", "retriever_history_user",
+NAMES = {"popularity", "sasrec", "llmseqsim", "retriever_no_persona", "retriever_history_user", "sasrec_persona_residual",
          "retriever_persona", "full_pipeline", "pipeline_history_user"}
 METRICS = {"HR@10", "HR@100", "NDCG@10", "MRR", "LT-HR@100", "coverage"}
 
@@ -27,7 +27,7 @@ def test_evaluate_all_end_to_end(tiny, tmp_path, monkeypatch, protocol, seeds):
     msgs = []
     res = E.evaluate_all(split, emb, personas, seeds=seeds, epochs=2, device="cpu", progress=msgs.append,
                          max_len=12, protocol=protocol, sasrec_kwargs={"hidden": 16, "num_blocks": 1},
-                         retriever_kwargs={"hidden": 16})
+                         retriever_kwargs={"hidden": 16}, fusions=("prefix", "gate"))
     assert set(res) == NAMES and res.extra["protocol"] == protocol and res.extra["exclude_seen"] is True
     for name, mets in res.items():
         assert set(mets) == METRICS, name
@@ -38,7 +38,10 @@ def test_evaluate_all_end_to_end(tiny, tmp_path, monkeypatch, protocol, seeds):
     assert set(res.extra["fusion"]) == {"prefix", "gate"}
     assert len(res.extra["chosen_fusion"]) == len(seeds) and len(res.extra["plan"]) == len(seeds) and msgs
     # early stopping only ever saw validation examples
-    assert len(valid_sets) == 6 * len(seeds)  # per seed: sasrec, session, 2 persona, 2 history-user (each once)
+    # per seed: sasrec, session, 2 persona, residual, 2 history-user, history residual (each once)
+    assert len(valid_sets) == 8 * len(seeds)
+    assert all(p in ("prefix", "gate", "residual") for p in res.extra["persona_part"])
+    assert len(res.extra["part_valid"]) == len(res.extra["residual_epoch"]) == len(seeds)
     prep = E.prepare(split, emb, personas, max_len=12, protocol=protocol)
     for v in valid_sets:
         assert v.targets.tolist() == prep.valid.targets.tolist() and v.users == prep.valid.users

@@ -67,7 +67,7 @@ def test_evaluation_and_serving_rank_one_example_alike(trained):
     """What is served is what was measured: one test example through evaluate's kernel call and
     through Recommender.recommend gives the same ranking."""
     prep, tp = trained
-    rec = Recommender(prep.vocab, {"sasrec": tp.sasrec, "session": tp.session, "persona": tp.retriever}, tp.plan)
+    rec = Recommender(prep.vocab, {"sasrec": tp.sasrec, "session": tp.session, "persona": tp.persona_model}, tp.plan)
     persona = prep.persona_rows("persona", prep.test)
     for i in np.flatnonzero(prep.test.prefix_len == 2)[:3].tolist() + [0]:
         seq = torch.as_tensor(prep.test.seqs[i:i + 1])

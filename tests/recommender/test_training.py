@@ -56,3 +56,44 @@ def test_sasrec_fixed_seed_reproduces(prepared):
 
     (h1, s1), (h2, s2) = run(), run()
     assert h1 == h2 and torch.equal(s1, s2)
+
+
+def test_persona_residual_starts_as_plain_sasrec_and_round_trips(prepared, train_loss, tmp_path):
+    from kgrec.recommender.fusion import Plan
+    from kgrec.recommender.protocols import PREFIX_BUCKETS
+    from kgrec.recommender.sasrec import PersonaSASRec
+    from kgrec.recommender.service import Recommender, _build
+
+    n = len(prepared.vocab)
+    torch.manual_seed(0)
+    base = SASRec(n, hidden=16, num_blocks=1, max_len=12, dropout=0.0, item_init=prepared.item_table,
+                  loss_type="sampled", num_negatives=8).eval()
+    pers = torch.as_tensor(prepared.persona_rows("persona", prepared.test)[:6])
+    seqs = torch.as_tensor(prepared.test.seqs[:6])
+    m = PersonaSASRec(base, pers.shape[1], persona_dropout=0.5).eval()
+    # zero-initialised: exactly SASRec, with or without a persona
+    assert torch.equal(m.score(seqs, pers), base.score(seqs)) and torch.equal(m.score(seqs), base.score(seqs))
+    train_loss(m.train(), prepared, persona=prepared.persona_rows("persona", prepared.windows))
+    m.eval()
+    assert not torch.allclose(m.score(seqs, pers), m.score(seqs, torch.zeros_like(pers)))
+    # an all-zero persona row (no past) adds nothing: that row scores like the wrapped SASRec
+    assert torch.allclose(m.score(seqs, torch.zeros_like(pers)), m.sasrec.score(seqs))
+    # saved as the kernel's persona part and loaded back
+    back = _build("persona", m.config())
+    back.load_state_dict(m.state_dict())
+    assert torch.equal(back.eval().score(seqs, pers), m.score(seqs, pers))
+    rec = Recommender(prepared.vocab, {"sasrec": base, "session": base, "persona": m}, Plan(5, PREFIX_BUCKETS, {}))
+    assert rec.persona_dim == pers.shape[1]
+    with pytest.raises(ConfigError):
+        PersonaSASRec(base, 4, persona_dropout=1.0)
+
+
+def test_score_initial_keeps_the_starting_state_when_training_cannot_beat_it(prepared):
+    torch.manual_seed(0)
+    m = SASRec(len(prepared.vocab), hidden=16, num_blocks=1, max_len=12, item_init=prepared.item_table)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    res = fit(m, prepared.windows, prepared.valid, epochs=2, lr=1e-12, seed=0, score_initial=True)
+    assert res.history[0]["epoch"] == -1 and res.best_epoch in (-1, 0, 1)
+    if res.best_epoch == -1:
+        assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
+    assert res.best_valid_ndcg >= res.history[0]["valid_NDCG@10"]
