@@ -183,9 +183,28 @@ def _report_markdown(results: Mapping, extra: Mapping) -> str:
         md += ["", f"Wall time {extra.get('seconds')} s, CPU time {extra['cpu_seconds']} s."]
     if "history_user_fusion" in extra:
         md += [f"History-user fusion per seed (validation): {extra['history_user_fusion']}"]
+    md += persona_part_lines(extra)
     if "llmseqsim_variant" in extra:
         md += [f"LLMSeqSim variant (validation): {extra['llmseqsim_variant']}"]
     return "\n".join(md) + "\n"
+
+
+def persona_part_lines(extra: Mapping) -> list[str]:
+    """Which persona part each seed's kernel took (validation), and the residual SASRec's fine-tune."""
+    if not extra.get("persona_part"):
+        return []
+    lines = ["", "## The kernel's persona part (chosen on validation)", "",
+             ("| seed | persona part | plan valid NDCG@10 per candidate | residual best valid NDCG@10 (epoch; -1 = "
+             "plain SASRec) | history-user part | its candidates |"), "|---|---|---|---|---|---|"]
+    for j, seed in enumerate(extra.get("seeds", [])):
+        if j >= len(extra["persona_part"]):
+            break
+        cand = ", ".join(f"{k} {v:.4f}" for k, v in extra["part_valid"][j].items())
+        hcand = ", ".join(f"{k} {v:.4f}" for k, v in extra.get("history_user_part_valid", [{}] * (j + 1))[j].items())
+        lines.append(f"| {seed} | {extra['persona_part'][j]} | {cand} | {extra['residual_valid'][j]:.4f} "
+                     f"({extra['residual_epoch'][j]}) | {extra.get('history_user_part', ['?'] * (j + 1))[j]} | "
+                     f"{hcand} |")
+    return lines
 
 
 def write_report(results: Mapping, out_dir: str | Path) -> dict[str, Path]:
