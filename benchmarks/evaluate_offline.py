@@ -133,6 +133,8 @@ def main() -> None:
     r.add_argument("--residual", action=argparse.BooleanOptionalAction, default=True,
                    help="also fine-tune SASRec with the persona residual (a candidate persona part)")
     r.add_argument("--negatives", type=int, default=None, help="negatives of --loss sampled")
+    r.add_argument("--proposal", choices=("uniform", "popularity"), default=None,
+                   help="where --loss sampled draws its negatives (popularity: log-Q corrected)")
     r.add_argument("--bucket-batches", type=int, default=None,
                    help="length-bucketed batches (training.epoch_batches; default: fit's own)")
     m = sub.add_parser("merge", help="one report from runs over disjoint seeds (e.g. one process per seed)")
@@ -147,7 +149,8 @@ def main() -> None:
         fit = {"batch_size": args.batch_size, "lr": args.lr, "patience": args.patience}
         if args.bucket_batches is not None:
             fit["bucket_batches"] = args.bucket_batches
-        models = {k: v for k, v in (("loss_type", args.loss), ("num_negatives", args.negatives)) if v is not None}
+        models = {k: v for k, v in (("loss_type", args.loss), ("num_negatives", args.negatives),
+                                               ("proposal", args.proposal)) if v is not None}
         run(args.inputs, args.device, args.seeds, args.epochs, args.out, args.threads, fit, args.users,
             args.protocol, args.exclude_seen, tuple(args.fusions.split(",")), args.first_seed, models or None,
             args.residual)

@@ -12,7 +12,8 @@ load average. Test examples are never scored: this chooses the training loss, so
 at test.
 
 Variants: ``ce`` (full softmax, random batches: the old default), ``ce+bucket`` (full softmax,
-length-bucketed batches), ``sampledK+bucket`` (sampled softmax with K shared uniform negatives),
+length-bucketed batches), ``sampledK`` (sampled softmax with K shared uniform negatives),
+``sampledKpop`` (K negatives drawn by popularity, log-Q corrected), each with an optional ``+bucket``,
 ``gbceK+bucket`` (SASRec only: gSASRec's gBCE with K negatives per position).
 """
 
@@ -32,11 +33,13 @@ BUCKET_BATCHES = 50
 
 def parse_variant(name: str) -> tuple[dict, dict]:
     """``(model kwargs, fit kwargs)`` of a variant name."""
-    m = re.fullmatch(r"(ce|sampled|gbce)(\d*)(\+bucket)?", name)
-    if not m or (m.group(1) == "ce") == bool(m.group(2)):
-        raise SystemExit(f"bad variant {name!r}: ce[+bucket], sampledK[+bucket] or gbceK[+bucket]")
+    m = re.fullmatch(r"(ce|sampled|gbce)(\d*)(pop)?(\+bucket)?", name)
+    if not m or (m.group(1) == "ce") == bool(m.group(2)) or (m.group(3) and m.group(1) != "sampled"):
+        raise SystemExit(f"bad variant {name!r}: ce[+bucket], sampledK[pop][+bucket] or gbceK[+bucket]")
     model = {"loss_type": m.group(1)} | ({"num_negatives": int(m.group(2))} if m.group(2) else {})
-    return model, {"bucket_batches": BUCKET_BATCHES if m.group(3) else 0}
+    if m.group(3):
+        model["proposal"] = "popularity"
+    return model, {"bucket_batches": BUCKET_BATCHES if m.group(4) else 0}
 
 
 def main() -> None:

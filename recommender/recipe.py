@@ -206,6 +206,7 @@ def train_sasrec(prep: Prepared, seed: int, *, epochs: int, device: str = "cpu",
     seed_everything(seed)
     kw = {"max_len": prep.max_len, "item_init": prep.item_table, **(model_kwargs or {})}
     model = SASRec(len(prep.vocab), **kw)
+    model.set_item_counts(prep.counts)
     res = fit(model, prep.windows, prep.stop, epochs=epochs, seed=seed, device=device, progress=progress,
               name=f"sasrec[seed={seed}]", **{"exclude_seen": prep.exclude_seen, **(fit_kwargs or {})})
     return model, res
@@ -225,6 +226,7 @@ def train_retriever(prep: Prepared, fusion: str, source: str, seed: int, *, epoc
     kw = {"max_len": prep.max_len, **(model_kwargs or {})}
     model = PersonaRetriever(len(prep.vocab), prep.item_table, persona_dim=prep.persona_dim(source), fusion=fusion,
                              **kw)
+    model.set_item_counts(prep.counts)
     res = fit(model, prep.windows, prep.stop, train_persona=tp, valid_persona=vp, epochs=epochs, seed=seed,
               device=device, progress=progress, name=f"retriever[{fusion},{source},seed={seed}]",
               **{"exclude_seen": prep.exclude_seen, **(fit_kwargs or {})})
@@ -243,6 +245,7 @@ def train_residual(prep: Prepared, sasrec, source: str, seed: int, *, epochs: in
 
     seed_everything(seed)
     model = PersonaSASRec(copy.deepcopy(sasrec), prep.persona_dim(source), persona_dropout=persona_dropout)
+    model.set_item_counts(prep.counts)
     res = fit(model, prep.windows, prep.stop, train_persona=prep.persona_rows(source, prep.windows),
               valid_persona=prep.persona_rows(source, prep.stop), epochs=epochs, seed=seed, device=device,
               progress=progress, name=f"sasrec_residual[{source},seed={seed}]",

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kgrec.errors import ConfigError
-from kgrec.recommender.losses import LOSSES, sampled_softmax, uniform_negatives
+from kgrec.recommender.losses import LOSSES, SampledSoftmax
 from kgrec.recommender.sasrec import CausalEncoder, attention_mask
 
 FUSIONS = ("prefix", "gate", "none")
@@ -78,22 +78,22 @@ class PersonaRetriever(nn.Module):
         item_emb: ``[num_items, d]`` LLM item embeddings aligned to the vocabulary.
         persona_dim: size of the persona vectors (ignored for ``fusion="none"``).
         fusion: ``"prefix"``, ``"gate"`` or ``"none"``.
-        loss_type, num_negatives: ``"ce"`` (full softmax) or ``"sampled"`` (``num_negatives`` shared
-            uniform negatives per batch).
+        loss_type, num_negatives, proposal: ``"ce"`` (full softmax) or ``"sampled"`` (``num_negatives``
+            shared negatives per batch from the ``"uniform"`` or ``"popularity"`` proposal).
     """
 
     def __init__(self, num_items: int, item_emb: np.ndarray, persona_dim: int = 64, hidden: int = 64,
                  num_blocks: int = 1, num_heads: int = 1, max_len: int = 50, dropout: float = 0.2,
                  fusion: str = "prefix", persona_dropout: float = 0.0, loss_type: str = "ce",
-                 num_negatives: int = 256):
+                 num_negatives: int = 256, proposal: str = "uniform"):
         super().__init__()
         if fusion not in FUSIONS:
             raise ConfigError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
         if loss_type not in LOSSES:
             raise ConfigError(f"loss_type must be one of {LOSSES}, got {loss_type!r}")
-        if num_negatives < 1:
-            raise ConfigError(f"num_negatives must be >= 1, got {num_negatives}")
-        self.loss_type, self.num_negatives = loss_type, int(min(num_negatives, max(num_items - 1, 1)))
+        self.loss_type = loss_type
+        self.sampler = SampledSoftmax(num_items, num_negatives, proposal)
+        self.num_negatives = self.sampler.num_negatives
         if not 0.0 <= persona_dropout < 1.0:
             raise ConfigError(f"persona_dropout must be in [0, 1), got {persona_dropout}")
         self.persona_dropout = float(persona_dropout)
@@ -123,7 +123,7 @@ class PersonaRetriever(nn.Module):
                 "num_blocks": len(self.encoder.blocks), "num_heads": self.encoder.num_heads,
                 "max_len": self.max_len, "dropout": self.encoder.drop.p, "fusion": self.fusion,
                 "persona_dropout": self.persona_dropout, "llm_dim": self.llm_dim, "loss_type": self.loss_type,
-                "num_negatives": self.num_negatives}
+                "num_negatives": self.num_negatives, "proposal": self.sampler.proposal}
 
     def item_table(self) -> torch.Tensor:
         return self.base + self.residual.weight
@@ -197,8 +197,11 @@ class PersonaRetriever(nn.Module):
         h, t = h[keep], t[keep]
         if self.loss_type == "ce":
             return F.cross_entropy(self._logits(h, table), t)
-        q = F.normalize(h, dim=-1) * self.temperature.exp()
-        return sampled_softmax(q, table, t, uniform_negatives(self.num_items, self.num_negatives, t.device, generator))
+        return self.sampler(F.normalize(h, dim=-1) * self.temperature.exp(), table, t, generator)
+
+    def set_item_counts(self, counts) -> None:
+        """Training counts for the popularity proposal of the sampled softmax (else a no-op)."""
+        self.sampler.set_item_counts(counts)
 
 
 def topk(queries: torch.Tensor, table: torch.Tensor, k: int = 100, backend: str = DEFAULT_TOPK_BACKEND,

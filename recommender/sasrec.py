@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kgrec.errors import ConfigError
-from kgrec.recommender.losses import sampled_softmax, uniform_negatives
+from kgrec.recommender.losses import SampledSoftmax
 
 
 def attention_mask(seqs: torch.Tensor, num_heads: int, prefix: int = 0) -> torch.Tensor:
@@ -129,6 +129,7 @@ class SASRec(nn.Module):
             or ``"gbce"`` (gSASRec, Petrov & Macdonald 2023: uniform sampled negatives per position,
             calibrated BCE).
         num_negatives, gbce_t: settings of the sampled losses (``gbce_t`` for gBCE only).
+        proposal: the sampled softmax's negatives, ``"uniform"`` or ``"popularity"`` (log-Q corrected).
         inner_size: feed-forward width of each block (default ``hidden``, as in Kang & McAuley;
             RecBole's default is 256).
         input_norm: LayerNorm over item + positional embedding (see :class:`CausalEncoder`);
@@ -139,7 +140,8 @@ class SASRec(nn.Module):
     def __init__(self, num_items: int, hidden: int = 64, num_blocks: int = 2, num_heads: int = 1,
                  max_len: int = 50, dropout: float = 0.2, item_init: np.ndarray | None = None,
                  loss_type: str = "ce", num_negatives: int = 256, gbce_t: float = 0.75,
-                 inner_size: int | None = None, input_norm: bool = True, norm_first: bool = True):
+                 inner_size: int | None = None, input_norm: bool = True, norm_first: bool = True,
+                 proposal: str = "uniform"):
         super().__init__()
         if loss_type not in ("ce", "sampled", "gbce"):
             raise ConfigError(f"loss_type must be 'ce', 'sampled' or 'gbce', got {loss_type!r}")
@@ -149,6 +151,7 @@ class SASRec(nn.Module):
         self.loss_type = loss_type
         self.num_negatives = min(num_negatives, num_items - 1)
         self.beta = gbce_beta(self.num_negatives, num_items, gbce_t)
+        self.sampler = SampledSoftmax(num_items, self.num_negatives, proposal)
         self.items = LLMItemTable(num_items, hidden, item_init)
         self.encoder = CausalEncoder(hidden, num_blocks, num_heads, max_len, dropout, inner_size, input_norm,
                                      norm_first)
@@ -160,11 +163,15 @@ class SASRec(nn.Module):
                 "input_norm": self.encoder.input_norm is not None,
                 "norm_first": self.encoder.blocks[0].norm_first,
                 "dropout": self.encoder.drop.p, "loss_type": self.loss_type,
-                "num_negatives": self.num_negatives,
+                "num_negatives": self.num_negatives, "proposal": self.sampler.proposal,
                 "item_init_dim": None if self.items.llm is None else int(self.items.llm.shape[1])}
 
     def _crop(self, seqs: torch.Tensor) -> torch.Tensor:
         return seqs[:, -self.max_len:]
+
+    def set_item_counts(self, counts) -> None:
+        """Training counts for the popularity proposal of the sampled softmax (else a no-op)."""
+        self.sampler.set_item_counts(counts)
 
     def hidden_states(self, seqs: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
         """[B, L, H] causal states (position t has seen items 0..t)."""
@@ -238,10 +245,7 @@ class SASRec(nn.Module):
         if self.loss_type == "ce":
             return self.loss(h @ table.T, t)
         if self.loss_type == "sampled":
-            if not len(t):
-                return h.sum() * 0.0
-            neg = uniform_negatives(self.num_items, self.num_negatives, t.device, generator)
-            return sampled_softmax(h, table, t, neg)
+            return self.sampler(h, table, t, generator) if len(t) else h.sum() * 0.0
         neg = torch.randint(1, self.num_items, (len(t), self.num_negatives), generator=generator,
                             device=t.device)
         # resample collisions with the positive once (rare; the rest are kept as is)
@@ -274,6 +278,9 @@ class PersonaSASRec(nn.Module):
         self.proj = nn.Sequential(nn.LayerNorm(persona_dim), nn.Linear(persona_dim, sasrec.hidden))
         nn.init.zeros_(self.proj[1].weight)
         nn.init.zeros_(self.proj[1].bias)
+
+    def set_item_counts(self, counts) -> None:
+        self.sasrec.set_item_counts(counts)
 
     def config(self) -> dict:
         return {"kind": "sasrec_residual", "sasrec": self.sasrec.config(), "persona_dim": self.persona_dim,

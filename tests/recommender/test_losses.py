@@ -56,3 +56,30 @@ def test_epoch_batches_cover_every_window_once_and_bucketing_cuts_padding():
     assert sorted(torch.cat(bucketed).tolist()) == list(range(1000))
     width = lambda bs: sum(int(lengths[b].max()) * len(b) for b in bs)
     assert width(bucketed) < 0.7 * width(plain)
+
+
+def test_popularity_proposal_draws_by_count_and_needs_the_counts():
+    from kgrec.errors import ConfigError
+    from kgrec.recommender.losses import SampledSoftmax
+
+    s = SampledSoftmax(5, 4000, "popularity", alpha=1.0)
+    q, table, t = torch.ones(2, 3), torch.randn(5, 3), torch.tensor([1, 2])
+    with pytest.raises(ConfigError, match="set_item_counts"):
+        s(q, table, t)
+    s.set_item_counts([0, 99, 0, 0, 9])  # (count + 1) ** alpha: 100, 1, 1, 10; padding never
+    assert s.probs[0] == 0 and s.probs[1] == pytest.approx(100 / 112)
+    drawn = torch.multinomial(s.probs, 4000, replacement=True, generator=torch.Generator().manual_seed(0))
+    assert drawn.min() >= 1 and (drawn == 1).float().mean() > 0.8
+    assert torch.isfinite(s(q, table, t, torch.Generator().manual_seed(0)))
+    # a popular negative's logit is lowered by log Q: its contribution shrinks relative to uniform
+    assert "probs" not in s.state_dict()  # counts are data, not weights
+    with pytest.raises(ConfigError):
+        SampledSoftmax(5, 4, "zipf")
+
+
+def test_log_q_correction_with_a_uniform_proposal_changes_nothing():
+    torch.manual_seed(0)
+    table, q, t = torch.randn(6, 4), torch.randn(3, 4), torch.tensor([1, 2, 5])
+    neg = torch.tensor([1, 3, 4, 4])
+    flat = torch.full((6,), -float(torch.log(torch.tensor(5.0))))
+    assert float(sampled_softmax(q, table, t, neg, flat)) == pytest.approx(float(sampled_softmax(q, table, t, neg)))
