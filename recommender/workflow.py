@@ -124,7 +124,7 @@ def train(store, settings, *, epochs: int = 50, seed: int | None = None, device:
                    protocol="session", exclude_seen=True, progress=progress)
     prep.persona_table("persona")  # the personas of every past, with their own progress bar
     t0 = time.perf_counter()
-    with progress.stage("train recommender", epochs * (2 + len(fusions))) as advance:
+    with progress.stage("train recommender", epochs * (3 + len(fusions))) as advance:  # + the residual fine-tune
         say = progress.note
 
         def tick(msg: str) -> None:
