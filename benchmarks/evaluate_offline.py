@@ -52,7 +52,7 @@ def export(home: Path, out: Path, protocol: str = "session") -> None:
 def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: int | None,
         fit_kwargs: dict, users: int | None = None, protocol: str = "session", exclude_seen: bool = True,
         fusions: tuple[str, ...] = ("prefix",), first_seed: int = 0, model_kwargs: dict | None = None,
-        residual: bool = True) -> None:
+        residual: bool = True, stop_examples: int | None = None) -> None:
     import pandas as pd
     import torch
 
@@ -82,6 +82,7 @@ def run(inputs: Path, device: str, seeds: int, epochs: int, out: Path, threads: 
                            seeds=list(range(first_seed, first_seed + seeds)), epochs=epochs, device=device, fit_kwargs=fit_kwargs,
                            protocol=protocol, exclude_seen=exclude_seen, fusions=fusions,
                            sasrec_kwargs=model_kwargs, retriever_kwargs=model_kwargs, residual=residual,
+                           **({} if stop_examples is None else {"early_stop_examples": stop_examples}),
                            progress=lambda m: print(f"[{time.perf_counter() - t:7.1f}s] {m}", flush=True))
     results.extra.update(json.loads((inputs / "meta.json").read_text()) | {
         "epochs": epochs, "device": device, "torch_threads": torch.get_num_threads(), "fit": fit_kwargs, "models": model_kwargs, "user_subsample": users,
@@ -135,6 +136,8 @@ def main() -> None:
     r.add_argument("--negatives", type=int, default=None, help="negatives of --loss sampled")
     r.add_argument("--proposal", choices=("uniform", "popularity"), default=None,
                    help="where --loss sampled draws its negatives (popularity: log-Q corrected)")
+    r.add_argument("--stop-examples", type=int, default=None,
+                   help="validation examples early stopping scores per epoch (default: recipe.EARLY_STOP_EXAMPLES)")
     r.add_argument("--bucket-batches", type=int, default=None,
                    help="length-bucketed batches (training.epoch_batches; default: fit's own)")
     m = sub.add_parser("merge", help="one report from runs over disjoint seeds (e.g. one process per seed)")
@@ -153,7 +156,7 @@ def main() -> None:
                                                ("proposal", args.proposal)) if v is not None}
         run(args.inputs, args.device, args.seeds, args.epochs, args.out, args.threads, fit, args.users,
             args.protocol, args.exclude_seen, tuple(args.fusions.split(",")), args.first_seed, models or None,
-            args.residual)
+            args.residual, args.stop_examples)
 
 
 if __name__ == "__main__":

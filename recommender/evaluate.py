@@ -48,6 +48,7 @@ from kgrec.recommender.metrics import METRICS
 from kgrec.recommender.protocols import PREFIX_BUCKETS, Protocol
 from kgrec.recommender.recipe import (
     DEFAULT_FUSIONS,
+    EARLY_STOP_EXAMPLES,
     Prepared,
     best_of,
     check_fusions,
@@ -251,7 +252,8 @@ def evaluate_all(split_frames, item_emb, personas, *, seeds: Sequence[int] = (0,
                  exclude_seen: bool = True, sasrec_kwargs: Mapping | None = None,
                  retriever_kwargs: Mapping | None = None, fit_kwargs: Mapping | None = None,
                  on_pipeline: Callable[[Prepared, object], None] | None = None,
-                 buckets=PREFIX_BUCKETS, residual: bool = True) -> EvalResults:
+                 buckets=PREFIX_BUCKETS, residual: bool = True,
+                 early_stop_examples: int | None = EARLY_STOP_EXAMPLES) -> EvalResults:
     """Train / evaluate every model over ``seeds`` under ``protocol``; see the module docstring.
     ``on_pipeline(prep, trained)`` sees each seed's :class:`~kgrec.recommender.recipe.TrainedPipeline`."""
     if not seeds:
@@ -259,13 +261,14 @@ def evaluate_all(split_frames, item_emb, personas, *, seeds: Sequence[int] = (0,
     fusions = check_fusions(fusions)
     say = progress or (lambda _m: None)
     prep = prepare(split_frames, item_emb, personas, item_ids=item_ids, max_len=max_len,
-                   protocol=protocol, exclude_seen=exclude_seen)
+                   protocol=protocol, exclude_seen=exclude_seen, early_stop_examples=early_stop_examples)
     if not len(prep.test) or not len(prep.valid):
         raise DataError("no valid / test examples (are the held-out frames empty?)")
     extra: dict = {"protocol": prep.protocol.value, "exclude_seen": exclude_seen, "n_items": len(prep.vocab) - 1,
                    "n_train_windows": len(prep.windows), "n_train_targets": int((prep.windows.targets != 0).sum()),
                    "n_valid_examples": len(prep.valid), "n_test_examples": len(prep.test),
-                   "n_test_users": len(set(prep.test.users)), "seeds": list(seeds), "k": k, "max_len": max_len}
+                   "n_test_users": len(set(prep.test.users)), "seeds": list(seeds), "k": k, "max_len": max_len,
+                   "n_early_stop_examples": len(prep.stop)}
     runs, score = _Runs(), _scorer(prep, device)
     common = {"epochs": epochs, "device": device, "progress": progress, "fit_kwargs": fit_kwargs}
     models = {"sasrec": sasrec_kwargs, "retriever": retriever_kwargs}

@@ -79,14 +79,30 @@ class SampledSoftmax(torch.nn.Module):
         p = (w / w.sum()).float()
         self.probs, self.log_q = p, torch.log(p.clamp_min(1e-30))
 
-    def forward(self, q: torch.Tensor, table: torch.Tensor, targets: torch.Tensor,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+    def draw(self, device, generator: torch.Generator | None = None) -> torch.Tensor:
+        """[k] negative item indices from the proposal."""
         if self.proposal == "uniform":
-            return sampled_softmax(q, table, targets, uniform_negatives(self.num_items, self.num_negatives,
-                                                                        q.device, generator))
+            return uniform_negatives(self.num_items, self.num_negatives, device, generator)
         if self.probs is None:
             from kgrec.errors import ConfigError
 
             raise ConfigError("the popularity proposal needs set_item_counts(training counts) before training")
-        neg = torch.multinomial(self.probs, self.num_negatives, replacement=True, generator=generator)
-        return sampled_softmax(q, table, targets, neg, self.log_q)
+        return torch.multinomial(self.probs, self.num_negatives, replacement=True, generator=generator)
+
+    def forward(self, q: torch.Tensor, table: torch.Tensor, targets: torch.Tensor,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        return sampled_softmax(q, table, targets, self.draw(q.device, generator), self.log_q)
+
+
+def sub_table_ids(*index_tensors: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The sorted distinct item indices of ``index_tensors`` (padding 0 always first) and each tensor
+    re-indexed into them: a loss over a few thousand rows instead of the whole catalogue, for a model
+    whose item table is costly to compute in full (SASRec's LLM projection)."""
+    flat = [t.reshape(-1) for t in index_tensors]
+    zero = torch.zeros(1, dtype=flat[0].dtype, device=flat[0].device)
+    ids, inv = torch.unique(torch.cat([zero, *flat]), return_inverse=True)
+    out, at = [], 1
+    for t, f in zip(index_tensors, flat, strict=True):
+        out.append(inv[at:at + len(f)].view_as(t))
+        at += len(f)
+    return ids, out

@@ -172,7 +172,8 @@ def frame(split, name: str) -> pd.DataFrame | None:
 
 
 def prepare(split_frames, item_emb, personas=None, *, item_ids=None, max_len: int = D.DEFAULT_MAX_LEN,
-            protocol: str | Protocol = Protocol.session, exclude_seen: bool = True, progress=None) -> Prepared:
+            protocol: str | Protocol = Protocol.session, exclude_seen: bool = True, progress=None,
+            early_stop_examples: int | None = EARLY_STOP_EXAMPLES) -> Prepared:
     """Everything the models of ``protocol`` train and are evaluated on.
 
     ``split_frames``: a ``Split`` (attributes) or mapping with ``train``, ``valid``, ``test``
@@ -195,7 +196,8 @@ def prepare(split_frames, item_emb, personas=None, *, item_ids=None, max_len: in
     eval_users = test["user"].astype(str).unique() if protocol is Protocol.loo else None
     ex = build_examples(protocol, train, valid, test, vocab, max_len, eval_users)
     return Prepared(protocol, vocab, train, table, ex.windows, ex.valid, ex.test, ex.histories, counts,
-                    head_items(counts), persona_source(personas), max_len, exclude_seen, progress)
+                    head_items(counts), persona_source(personas), max_len, exclude_seen, progress,
+                    early_stop_examples)
 
 
 def train_sasrec(prep: Prepared, seed: int, *, epochs: int, device: str = "cpu", progress=None,

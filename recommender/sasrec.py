@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kgrec.errors import ConfigError
-from kgrec.recommender.losses import SampledSoftmax
+from kgrec.recommender.losses import SampledSoftmax, sampled_softmax, sub_table_ids
 
 
 def attention_mask(seqs: torch.Tensor, num_heads: int, prefix: int = 0) -> torch.Tensor:
@@ -107,6 +107,13 @@ class LLMItemTable(nn.Module):
         if self.proj is not None:
             w = w + self.proj(self.llm)
             w = torch.cat([torch.zeros_like(w[:1]), w[1:]])
+        return w
+
+    def rows(self, ids: torch.Tensor) -> torch.Tensor:
+        """``weight()[ids]`` computed for those rows only (index 0 = the zero padding row)."""
+        w = self.emb(ids)
+        if self.proj is not None:
+            w = torch.where((ids == 0).unsqueeze(-1), torch.zeros((), device=w.device), w + self.proj(self.llm[ids]))
         return w
 
 
@@ -231,9 +238,30 @@ class SASRec(nn.Module):
     def training_loss(self, seqs: torch.Tensor, targets: torch.Tensor,
                       generator: torch.Generator | None = None, **_: object) -> torch.Tensor:
         """Loss on windows ``seqs`` [B, L] / ``targets`` [B, L] (0 = ignore)."""
+        return self.loss_with_residual(seqs, targets, None, generator)
+
+    def loss_with_residual(self, seqs: torch.Tensor, targets: torch.Tensor, residual: torch.Tensor | None,
+                           generator: torch.Generator | None = None) -> torch.Tensor:
+        """The training loss with ``residual`` [B, H] (or None) added to every position's state.
+        The sampled softmax computes the item table only for the rows the batch touches (its items,
+        targets and negatives): the LLM projection of the whole catalogue is most of a step's cost."""
         seqs, targets = self._crop(seqs), self._crop(targets)
+        if self.loss_type == "sampled":
+            neg = self.sampler.draw(seqs.device, generator)
+            ids, (s_, t_, n_) = sub_table_ids(seqs, targets, neg)
+            table = self.items.rows(ids)
+            h = self.hidden_states(s_, table)
+            if residual is not None:
+                h = h + residual.unsqueeze(1)
+            h, t_ = h.reshape(-1, self.hidden), t_.reshape(-1)
+            keep = t_ != 0
+            if not keep.any():
+                return h.sum() * 0.0
+            log_q = None if self.sampler.log_q is None else self.sampler.log_q[ids]
+            return sampled_softmax(h[keep], table, t_[keep], n_, log_q)
         table = self.items.weight()
-        return self.states_loss(self.hidden_states(seqs, table), targets, table, generator)
+        h = self.hidden_states(seqs, table)
+        return self.states_loss(h if residual is None else h + residual.unsqueeze(1), targets, table, generator)
 
     def states_loss(self, states: torch.Tensor, targets: torch.Tensor, table: torch.Tensor,
                     generator: torch.Generator | None = None) -> torch.Tensor:
@@ -244,7 +272,7 @@ class SASRec(nn.Module):
         h, t = h[keep], t[keep]
         if self.loss_type == "ce":
             return self.loss(h @ table.T, t)
-        if self.loss_type == "sampled":
+        if self.loss_type == "sampled":  # over the full table (loss_with_residual uses a sub-table)
             return self.sampler(h, table, t, generator) if len(t) else h.sum() * 0.0
         neg = torch.randint(1, self.num_items, (len(t), self.num_negatives), generator=generator,
                             device=t.device)
@@ -305,7 +333,5 @@ class PersonaSASRec(nn.Module):
 
     def training_loss(self, seqs: torch.Tensor, targets: torch.Tensor, persona: torch.Tensor | None = None,
                       generator: torch.Generator | None = None, **_: object) -> torch.Tensor:
-        seqs, targets = self.sasrec._crop(seqs), self.sasrec._crop(targets)
-        table = self.sasrec.items.weight()
-        h = self.sasrec.hidden_states(seqs, table) + self.residual(persona, len(seqs), seqs.device).unsqueeze(1)
-        return self.sasrec.states_loss(h, targets, table, generator)
+        return self.sasrec.loss_with_residual(seqs, targets, self.residual(persona, len(seqs), seqs.device),
+                                              generator)
