@@ -58,14 +58,17 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=512)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--stop-examples", type=int, default=None,
+                    help="validation examples early stopping scores (default: recipe.EARLY_STOP_EXAMPLES)")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     frames = {n: pd.read_parquet(a.inputs / f"{n}.parquet") for n in ("train", "valid", "test", "items")}
     z = np.load(a.inputs / "arrays.npz", allow_pickle=False)
-    prep = prepare(frames, z["item_table"], None, item_ids=z["item_ids"].tolist())
+    prep = prepare(frames, z["item_table"], None, item_ids=z["item_ids"].tolist(),
+                   **({} if a.stop_examples is None else {"early_stop_examples": a.stop_examples}))
     print(f"{a.inputs}: {len(prep.vocab) - 1} items, {int((prep.windows.targets != 0).sum())} training targets, "
-          f"{len(prep.valid)} validation examples; seed {a.seed}, batch {a.batch_size}, lr {a.lr}, "
+          f"{len(prep.valid)} validation examples ({len(prep.stop)} for early stopping); seed {a.seed}, batch {a.batch_size}, lr {a.lr}, "
           f"patience {a.patience}, {a.threads} thread(s)", flush=True)
     rows = []
     for model in a.models.split(","):
