@@ -74,6 +74,9 @@ class Setting:
 SASREC_ONLY = Setting((1.0, 0.0, 0.0), (1.0, 0.0, 0.0))
 SESSION_ONLY = Setting((0.0, 1.0, 0.0), (0.0, 1.0, 0.0))
 ENDPOINTS = (SASREC_ONLY, SESSION_ONLY)
+#: the persona part alone: not an endpoint (it is never kept unless it beats both on the metric), but
+#: a floor of the guard, so that a blend is never below any of the three parts on HR@100
+PERSONA_ONLY = Setting((0.0, 0.0, 1.0), (0.0, 0.0, 1.0))
 
 
 def simplex(step: float) -> list[tuple[float, float, float]]:
@@ -346,7 +349,8 @@ def choose_plan(stats: PoolStats, buckets, k: int, metric: str = "NDCG@10", guar
                 eps: float = 1e-9) -> Plan:
     """Per bucket, the best setting on ``metric``. A setting other than the endpoints replaces the
     better endpoint only when it beats both endpoints on ``metric`` by more than ``eps`` **and** is
-    not below either of them on ``guard`` (so a gain in NDCG@10 is never bought with HR@100); ties
+    not below any single part on ``guard``: either endpoint or, where the grid has it,
+    :data:`PERSONA_ONLY` (so a gain in NDCG@10 is never bought with the HR@100 of any part); ties
     keep the endpoint, then the grid order. ``guard=None`` selects on ``metric`` alone."""
     for m in (metric, guard):
         if m is not None and m not in SELECTION_METRICS:
@@ -354,13 +358,14 @@ def choose_plan(stats: PoolStats, buckets, k: int, metric: str = "NDCG@10", guar
     means = stats.means(metric)
     floor = stats.means(guard) if guard is not None else None
     ends = [stats.grid.index(e) for e in ENDPOINTS]
+    floors = ends + ([stats.grid.index(PERSONA_ONLY)] if PERSONA_ONLY in stats.grid else [])
     settings, table = {}, {}
     for b, (label, *_r) in enumerate(buckets):
         col = means[:, b]
         best_end = max(ends, key=lambda i: (col[i], -i))
         ok = col > col[best_end] + eps
         if floor is not None:
-            ok &= floor[:, b] >= max(floor[i, b] for i in ends) - eps
+            ok &= floor[:, b] >= max(floor[i, b] for i in floors) - eps
         pick = int(np.flatnonzero(ok)[np.argmax(col[ok])]) if ok.any() else best_end  # first on ties
         settings[label] = stats.grid[pick]
         table[label] = {"n": int(stats.n[b]), "chosen": stats.grid[pick].to_dict(), metric: float(col[pick]),
@@ -370,6 +375,8 @@ def choose_plan(stats: PoolStats, buckets, k: int, metric: str = "NDCG@10", guar
         if floor is not None:
             table[label] |= {f"{guard} chosen": float(floor[pick, b]), f"{guard} sasrec": float(floor[ends[0], b]),
                              f"{guard} session": float(floor[ends[1], b])}
+            if len(floors) > 2:
+                table[label][f"{guard} persona"] = float(floor[floors[2], b])
     return Plan(k, tuple(buckets), settings, metric, table)
 
 
