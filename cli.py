@@ -209,6 +209,12 @@ def train_personas(
     groups: Annotated[int | None, typer.Option("--groups", "-k", help="Persona groups (default: silhouette)")]
     = None,
     max_neighbors: Annotated[int, typer.Option(min=1, help="Cap on meta-path neighbours per user")] = 20,
+    var_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the variance hinge (VICReg) added to the DGI loss")]
+    = 0.0,
+    cov_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the covariance penalty (VICReg) added to the DGI loss")]
+    = 0.0,
+    reg_normalize: Annotated[bool, typer.Option(help="The VICReg terms on the personas scaled to one norm (scale-free)")]
+    = False,
     device: DeviceOpt = Device.cpu,
     seed: Annotated[int | None, typer.Option()] = None,
     graph: GraphOpt = None,
@@ -224,6 +230,7 @@ def train_personas(
     with _store(settings) as store:
         summary = run(store, settings, encoder=encoder, epochs=epochs, metapaths=names, hidden=hidden, lr=lr,
                       patience=patience, features=features, cf_dim=cf_dim, batch_size=batch_size, k=groups, max_neighbors=max_neighbors,
+                      var_weight=var_weight, cov_weight=cov_weight, reg_normalize=reg_normalize,
                       device=device, seed=seed, progress=RichProgress())
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), indent=2, default=str))

@@ -96,12 +96,18 @@ class HDGIConfig:
     batch_size: int | None = None
     max_neighbors: int = 20
     device: str = "cpu"
+    #: VICReg-style regulariser added to the DGI loss (:func:`~kgrec.personas.hdgi.vicreg_penalty`)
+    var_weight: float = 0.0
+    cov_weight: float = 0.0
+    reg_normalize: bool = False
 
     def __post_init__(self) -> None:
         self.encoder = choice(Encoder, self.encoder, "encoder")
         self.features = choice(Features, self.features, "features")
         if self.hidden < 1:
             raise ConfigError(f"hidden must be ≥ 1 (got {self.hidden})")
+        if self.var_weight < 0 or self.cov_weight < 0:
+            raise ConfigError(f"var_weight and cov_weight must be ≥ 0 (got {self.var_weight}, {self.cov_weight})")
 
 
 @dataclass
@@ -221,7 +227,8 @@ def fit_hdgi(x: np.ndarray, graphs: list[Any], cfg: HDGIConfig, seed: int,
     from .hdgi import HDGI
     from .train import embed_personas, train_hdgi
 
-    model = HDGI(x.shape[1], cfg.hidden, len(graphs), encoder=cfg.encoder)
+    model = HDGI(x.shape[1], cfg.hidden, len(graphs), encoder=cfg.encoder, var_weight=cfg.var_weight,
+                 cov_weight=cfg.cov_weight, reg_normalize=cfg.reg_normalize)
     with progress.stage(f"train HDGI-{cfg.encoder}", total=cfg.epochs) as advance:
         result = train_hdgi(
             model, x, graphs, epochs=cfg.epochs, lr=cfg.lr, patience=cfg.patience, seed=seed,

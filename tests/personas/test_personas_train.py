@@ -205,3 +205,31 @@ def test_root_weight_and_cf_inputs_keep_the_neighbour_signal(setup, arrays):
     new, old, mean = overlap(embed_personas(model, x, graphs)), overlap(embed_personas(legacy, x_mean, plain)), overlap(x_mean)
     assert new.knn > old.knn + 0.03
     assert new.knn > 0.95 * mean.knn and new.knn > 3 * new.random
+
+
+def test_regularised_model_round_trip_and_old_configs_load_unregularised(setup, tmp_path):
+    x, graphs = setup
+    model = HDGI(16, 8, 3, semantic_hidden=4, var_weight=0.5, cov_weight=0.1)
+    save_model(tmp_path / "m", model, {}, SPECS)
+    loaded, config = load_model(tmp_path / "m")
+    assert (loaded.var_weight, loaded.cov_weight) == (0.5, 0.1)
+    assert config["model"]["var_weight"] == 0.5
+    # a config written before the regulariser existed: no keys → the plain DGI loss
+    for key in ("var_weight", "cov_weight", "reg_normalize"):
+        del config["model"][key]
+    config["model_hash"] = model_hash(loaded, config)
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    old, _ = load_model(tmp_path / "m")
+    assert (old.var_weight, old.cov_weight, old.reg_normalize) == (0.0, 0.0, False)
+    assert np.array_equal(embed_personas(old, x, graphs), embed_personas(loaded, x, graphs))
+
+
+def test_variance_hinge_spreads_the_personas(setup):
+    torch.set_num_threads(1)
+    x, graphs = setup
+    stds = []
+    for w in (0.0, 1.0):
+        model = HDGI(16, 8, 3, semantic_hidden=4, var_weight=w, cov_weight=w)
+        train_hdgi(model, x, graphs, epochs=15, lr=0.01, patience=15, seed=0)
+        stds.append(float(embed_personas(model, x, graphs).std(0).mean()))
+    assert stds[1] > stds[0]

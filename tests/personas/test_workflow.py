@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kgrec.errors import ModelError, NotFoundError
+from kgrec.errors import ConfigError, ModelError, NotFoundError
 from kgrec.kg.artefacts import load_split
 from kgrec.kg.build import BuildOptions, build
 from kgrec.personas.data import GraphArrays
 from kgrec.personas.saved import load_inductive
 from kgrec.personas.workflow import (
     ARRAYS_FILE,
+    HDGIConfig,
     model_dir,
     nearest_users,
     show_personas,
@@ -184,3 +185,11 @@ def test_metapath_without_entities_is_dropped_and_stale_model_refused(trained) -
     store.execute("MATCH (u:User) SET u.persona_version = 'other-model'")
     with pytest.raises(ModelError, match="another model"):
         load_inductive(store, settings)
+
+
+def test_objective_weights_default_to_plain_dgi_and_are_validated() -> None:
+    assert (HDGIConfig().var_weight, HDGIConfig().cov_weight) == (0.0, 0.0)
+    with pytest.raises(ConfigError):
+        HDGIConfig(var_weight=-1.0)
+    with pytest.raises(ConfigError):
+        train_personas(None, None, cov_weight=-0.5)  # type: ignore[arg-type]  # refused before any I/O
