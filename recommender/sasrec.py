@@ -265,15 +265,14 @@ class SASRec(nn.Module):
 
     def states_loss(self, states: torch.Tensor, targets: torch.Tensor, table: torch.Tensor,
                     generator: torch.Generator | None = None) -> torch.Tensor:
-        """The training loss of states [B, L, H] against ``targets`` [B, L] (0 = ignore)."""
+        """The full-table training loss (``ce`` or ``gbce``) of states [B, L, H] against ``targets``
+        [B, L] (0 = ignore); the sampled softmax runs on a sub-table in :meth:`loss_with_residual`."""
         h = states.reshape(-1, self.hidden)
         t = targets.reshape(-1)
         keep = t != 0
         h, t = h[keep], t[keep]
         if self.loss_type == "ce":
             return self.loss(h @ table.T, t)
-        if self.loss_type == "sampled":  # over the full table (loss_with_residual uses a sub-table)
-            return self.sampler(h, table, t, generator) if len(t) else h.sum() * 0.0
         neg = torch.randint(1, self.num_items, (len(t), self.num_negatives), generator=generator,
                             device=t.device)
         # resample collisions with the positive once (rare; the rest are kept as is)

@@ -103,6 +103,25 @@ class FitResult:
     stopped: bool = False  # ended by ``should_stop`` (not by patience)
 
 
+def _train_epoch(model, opt, batches, inputs, targets, persona, device: str, generator) -> float:
+    """One pass of Adam steps over ``batches`` of window indices; the mean training loss."""
+    import torch
+
+    model.train()
+    total, n = 0.0, 0
+    for idx in batches:
+        kw = {} if persona is None else {"persona": persona[idx].to(device)}
+        x, y = _trim(inputs[idx], targets[idx])
+        loss = model.training_loss(x.to(device), y.to(device), generator=generator, **kw)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        total += float(loss.detach()) * len(idx)
+        n += len(idx)
+    return total / max(n, 1)
+
+
 def fit(model, windows: TrainWindows, valid: EvalExamples, *, train_persona: np.ndarray | None = None,
         valid_persona: np.ndarray | None = None, epochs: int = 50, batch_size: int = 128,
         lr: float = 1e-3, weight_decay: float = 0.0, patience: int = 5, seed: int = 0,
@@ -144,23 +163,12 @@ def fit(model, windows: TrainWindows, valid: EvalExamples, *, train_persona: np.
         if epoch and should_stop is not None and should_stop(epoch):
             res.stopped = True
             break
-        model.train()
-        total, n = 0.0, 0
-        for idx in epoch_batches(lengths, batch_size, gen, bucket_batches):
-            kw = {} if pers is None else {"persona": pers[idx].to(device)}
-            x, y = _trim(inputs[idx], targets[idx])
-            loss = model.training_loss(x.to(device), y.to(device), generator=dgen, **kw)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-            n += len(idx)
-        m = evaluate_scorer(model, valid, valid_persona, device=device, exclude_seen=exclude_seen)
-        ndcg = m["NDCG@10"]
-        res.history.append({"epoch": epoch, "loss": total / max(n, 1), "valid_NDCG@10": ndcg})
+        loss = _train_epoch(model, opt, epoch_batches(lengths, batch_size, gen, bucket_batches), inputs, targets,
+                            pers, device, dgen)
+        ndcg = evaluate_scorer(model, valid, valid_persona, device=device, exclude_seen=exclude_seen)["NDCG@10"]
+        res.history.append({"epoch": epoch, "loss": loss, "valid_NDCG@10": ndcg})
         if progress:
-            progress(f"{name} epoch {epoch}: loss {total / max(n, 1):.4f} valid NDCG@10 {ndcg:.4f}")
+            progress(f"{name} epoch {epoch}: loss {loss:.4f} valid NDCG@10 {ndcg:.4f}")
         if ndcg > res.best_valid_ndcg:
             res.best_valid_ndcg, res.best_epoch, bad = ndcg, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
