@@ -287,19 +287,25 @@ def personas_neighbours(
 
 @personas_app.command("plot")
 def personas_plot(
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="PNG path")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="PNG path (default: reports/personas.png)")]
+    = None,
+    html: Annotated[Path | None, typer.Option(
+        "--html", help="Write an interactive, self-contained HTML map here (hover a point: user, group, "
+        "top items; click the legend: hide/show a group) instead of the PNG; with --out too, both")] = None,
     method: Annotated[Projection, typer.Option(help="2-D projection")] = Projection.tsne,
     sample: Annotated[int, typer.Option(min=10, help="Plot at most this many users")] = 3000,
     graph: GraphOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """A PNG map of persona vectors in 2-D, coloured and labelled by persona group."""
+    """A map of persona vectors in 2-D, coloured and labelled by persona group: a PNG, or with
+    --html an interactive HTML page that needs no network to view."""
     from kgrec.personas.workflow import plot_personas
 
     settings = _settings(home=home, graph_uri=graph)
     with _store(settings) as store:
-        path = plot_personas(store, settings, out=out, method=method, sample=sample)
-    _console().print(f"wrote {path}")
+        paths = plot_personas(store, settings, out=out, html=html, method=method, sample=sample)
+    for path in paths:
+        _console().print(f"wrote {path}")
 
 
 @train_app.command("recommender")

@@ -328,10 +328,18 @@ def nearest_users(store: GraphStore, user: str, k: int = 10) -> list[dict[str, A
              "label": about.get(u, {}).get("label"), "items": about.get(u, {}).get("items")} for u, score in hits]
 
 
-def plot_personas(store: GraphStore, settings: Settings, *, out: Path | None = None, method: str = "tsne",
-                  sample: int = 3000) -> Path:
-    """A PNG map of the personas (``kgrec personas plot``), by default under the reports dir."""
-    from .plot import plot_personas as draw
+def plot_personas(store: GraphStore, settings: Settings, *, out: Path | None = None,
+                  html: Path | None = None, method: str = "tsne", sample: int = 3000) -> list[Path]:
+    """The persona map (``kgrec personas plot``) from one 2-D projection: a PNG (``out``, by
+    default under the reports dir, unless only ``html`` is asked for) and, with ``html``, the
+    interactive self-contained HTML page. Returns the paths written."""
+    from .plot import draw_png, persona_map, persona_table, write_html
 
-    target = out or settings.reports_dir / "personas.png"
-    return draw(store, target, method=choice(Projection, method, "method"), sample=sample, seed=settings.seed)
+    pm = persona_map(store, method=choice(Projection, method, "method"), sample=sample, seed=settings.seed)
+    paths = []
+    if out is not None or html is None:
+        labels = {r["persona"]: r["label"] for r in persona_table(store)}
+        paths.append(draw_png(pm, labels, out or settings.reports_dir / "personas.png"))
+    if html is not None:
+        paths.append(write_html(store, pm, html))
+    return paths

@@ -4,6 +4,7 @@ seeded DBpedia entities), write-back, groups, leakage guard and the inductive pa
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from kgrec.personas.workflow import (
     HDGIConfig,
     model_dir,
     nearest_users,
+    plot_personas,
     show_personas,
     train_personas,
 )
@@ -128,6 +130,70 @@ def test_nearest_users_through_the_vector_index(trained) -> None:
     assert all(r["persona"] in {g["id"] for g in s.groups} and r["items"] > 0 for r in rows)
     with pytest.raises(NotFoundError):
         nearest_users(store, "no-such-user", 3)
+
+
+@pytest.fixture(scope="module")
+def persona_map_files(trained, tmp_path_factory) -> tuple[Path, Path]:
+    """``kgrec personas plot --out map.png --html map.html`` (PCA: t-SNE is the slow part)."""
+    store, settings, _, _ = trained
+    out = tmp_path_factory.mktemp("persona-map")
+    png, page = plot_personas(store, settings, out=out / "map.png", html=out / "map.html", method="pca")
+    return png, page
+
+
+def _map_data(page: Path) -> dict:
+    block = re.search(r'<script type="application/json" id="persona-data">(.*?)</script>',
+                      page.read_text(encoding="utf-8"), re.DOTALL)
+    assert block
+    return json.loads(block.group(1))
+
+
+def test_persona_map_png_and_html_from_the_graph(trained, persona_map_files, tmp_path) -> None:
+    store, settings, s, _ = trained
+    png, page = persona_map_files
+    assert png.read_bytes()[:4] == b"\x89PNG" and page.suffix == ".html"
+    data = _map_data(page)
+    users = [p[3] for p in data["points"]]
+    assert len(users) == len(set(users)) == s.n_users == 45
+    group_of = {r["u"]: r["p"] for r in store.execute(
+        "MATCH (u:User)-[:HAS_PERSONA]->(p:Persona) RETURN u.id AS u, p.id AS p", read_only=True)}
+    assert all(data["groups"][p[2]]["id"] == group_of[p[3]] for p in data["points"])
+    table = {r["persona"]: r for r in show_personas(store)}
+    assert sorted(g["id"] for g in data["groups"]) == sorted(table)
+    assert all(g["label"] == table[g["id"]]["label"] and g["shown"] == g["size"] == table[g["id"]]["size"]
+               for g in data["groups"])
+    # top items: titles of the user's highest-rated training items, the most popular first among ties
+    rows = store.execute("MATCH (u:User)-[r:INTERACTED]->(i:Item) "
+                         "OPTIONAL MATCH (i)<-[:INTERACTED]-(o:User) "
+                         "RETURN u.id AS u, i.title AS t, r.rating AS rating, count(o) AS pop",
+                         read_only=True)
+    seen: dict[str, dict[str, tuple[float, int]]] = {}
+    for r in rows:
+        seen.setdefault(r["u"], {})[r["t"]] = (r["rating"], r["pop"])
+    for p in data["points"]:
+        shown = [seen[p[3]][data["titles"][t]] for t in p[4]]
+        assert len(shown) == min(3, len(seen[p[3]])) and shown == sorted(shown, key=lambda v: (-v[0], -v[1]))
+        assert [v[0] for v in shown] == sorted((v[0] for v in seen[p[3]].values()), reverse=True)[:3]
+    # --html alone writes no PNG
+    only = tmp_path / "only.html"
+    assert plot_personas(store, settings, html=only, method="pca") == [only] and only.is_file()
+    assert not (settings.reports_dir / "personas.png").exists()
+
+
+def test_persona_map_from_the_graph_renders_in_chromium(persona_map_files, chromium) -> None:
+    data = _map_data(persona_map_files[1])
+    chromium.open(persona_map_files[1].as_uri(), ready="document.body && document.body.dataset.ready === '1'")
+    assert chromium.js("document.querySelectorAll('#points circle.pt').length") == 45
+    assert chromium.js("[...document.querySelectorAll('#legend li')].map(li => li.dataset.group)") == \
+        [g["id"] for g in data["groups"]]
+    last = data["points"][-1]  # drawn last, so on top of any point it overlaps
+    x, y = chromium.js("(() => { const r = document.querySelector('circle[data-n=\"44\"]')"
+                       ".getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+    chromium.mouse("mouseMoved", x, y)
+    tip = chromium.js("document.getElementById('tip').innerText").splitlines()
+    group = data["groups"][last[2]]
+    assert tip[:2] == [f"user {last[3]}", f"{group['id']} \u00b7 {group['label']}"]
+    assert tip[3:] == [data["titles"][t] for t in last[4]]
 
 
 def test_attention_rounded_and_on_the_groups(trained) -> None:
