@@ -190,6 +190,26 @@ def store(settings: Settings) -> Iterator[object]:
 
 
 @pytest.fixture
+def falkordb_settings(request: pytest.FixtureRequest, embedded_home: Path, shared_cache: Path,
+                      tmp_path: Path) -> Settings:
+    """Settings on the embedded FalkorDB only, for a test whose logic does not depend on the
+    backend and whose build is too slow to repeat on Neo4j."""
+    return backend_home("falkordb", request, embedded_home, shared_cache, tmp_path / "home")
+
+
+@pytest.fixture
+def falkordb_store(falkordb_settings: Settings) -> Iterator[Any]:
+    from kgrec.kg.store import open_store
+
+    s = open_store(falkordb_settings)
+    try:
+        yield s
+    finally:
+        s.execute("MATCH (n) DETACH DELETE n")
+        s.close()
+
+
+@pytest.fixture
 def neo4j_store(request: pytest.FixtureRequest, embedded_home: Path, shared_cache: Path,
                 tmp_path: Path) -> Iterator[Any]:
     """A store on the (cleared) test Neo4j, for what only the Neo4j adapter does."""

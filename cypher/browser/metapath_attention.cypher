@@ -4,5 +4,5 @@ MATCH (p:Persona)
 WITH p.persona_version AS version, p.metapaths AS metapaths, p.attention AS attention
 LIMIT 1
 UNWIND range(0, size(metapaths) - 1) AS k
-RETURN version, metapaths[k] AS metapath, attention[k] AS weight
+RETURN version, metapaths[k] AS metapath, round(1000.0 * attention[k]) / 1000.0 AS weight
 ORDER BY weight DESC

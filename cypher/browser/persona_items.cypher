@@ -11,6 +11,6 @@ WHERE in_group >= 2
 MATCH (i)<-[:INTERACTED]-(member:User)
 WITH p, n_users, i, in_group, count(DISTINCT member) AS overall
 RETURN i.id AS item, i.title AS title, in_group, overall,
-       (toFloat(in_group) / p.size) / (toFloat(overall) / n_users) AS lift
+       round(1000.0 * (toFloat(in_group) / p.size) / (toFloat(overall) / n_users)) / 1000.0 AS lift
 ORDER BY lift DESC, in_group DESC
 LIMIT 25

@@ -118,6 +118,18 @@ def test_persona_groups(trained) -> None:
     # the browser query over the attention reads what was written
     att = store.run("browser/metapath_attention", read_only=True)
     assert {r["metapath"] for r in att} == {"UIU", "UIFIU", "UIEIU"}
+    # issue 20: one size-class label per group (Browser sizes nodes by label), the membership
+    # weight (cosine to the group's centre, 3 digits) on every edge, highest for typical members
+    sizes = store.execute("MATCH (p:Persona) RETURN p.id AS id, p.size AS n, labels(p) AS labels", read_only=True)
+    for r in sizes:
+        extra = set(r["labels"]) - {"Persona"}
+        assert len(extra) == 1 and extra <= {"PersonaXL", "PersonaL", "PersonaM", "PersonaS"}, r
+        share = r["n"] / 45
+        assert extra == {"PersonaXL" if share >= .2 else "PersonaL" if share >= .1 else
+                         "PersonaM" if share >= .05 else "PersonaS"}
+    weights = [r["w"] for r in store.execute("MATCH ()-[r:HAS_PERSONA]->() RETURN r.weight AS w", read_only=True)]
+    assert len(weights) == 45 and all(-1 <= w <= 1 and round(w, 3) == w for w in weights)
+    assert len(set(weights)) > 1
 
 
 def test_nearest_users_through_the_vector_index(trained) -> None:

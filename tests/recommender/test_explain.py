@@ -7,6 +7,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from kgrec.kg.build import BuildOptions, build, load_split
@@ -45,7 +46,11 @@ def graph(store, settings):
         "size": len(members), "label": "Test persona", "top_features": ["genre:Drama"],
         "top_entities": ["Test Director"], "persona_version": "test", "metapaths": ["UIU", "UIFIU"],
         "attention": [0.7, 0.3]}}])
-    store.upsert_relationships("HAS_PERSONA", [{"src": u, "dst": "p0", "props": {}} for u in members])
+    store.upsert_relationships("HAS_PERSONA", [{"src": u, "dst": "p0", "props": {"weight": 0.9}} for u in members])
+    users = sorted(set(train["user"]))
+    vectors = np.random.default_rng(0).normal(size=(len(users), 8)).astype(np.float32)
+    store.write_vectors("User", "persona", users, vectors)
+    store.create_vector_index("User", "persona", 8)
     store.upsert_relationships("RECOMMENDED", [{"src": user, "dst": target, "props": {"rank": 1, "score": 1.0, "run": "t"}}])
     return store, split, user, via, target
 
@@ -103,3 +108,38 @@ def test_explain_unknown_ids(graph) -> None:
         explain(store, "nobody", target)
     with pytest.raises(NotFoundError, match="no-such-item"):
         explain(store, user, "no-such-item")
+
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "data" / "demo"
+STRONG = {"genre", "director", "author", "publisher"}  # feature kinds that name a person or a genre
+
+
+@pytest.mark.slow
+def test_demo_graph_never_ranks_a_shared_year_above_a_person_genre_or_entity(falkordb_store,
+                                                                             falkordb_settings) -> None:
+    """Issue 20: on the shipped demo graph (MovieLens-small linked to the DBpedia subset by its
+    mapping), for every explained pair, no shared-year reason comes before a shared person,
+    genre or DBpedia-entity reason, and every score is rounded to 3 digits. (FalkorDB only: the
+    ranking is backend-free, and every explanation query runs on both backends above.)"""
+    from kgrec.kg.dbpedia.service import link_graph
+
+    store, settings = falkordb_store, falkordb_settings
+    build(store, settings, BuildOptions(kind="movielens", data=DEMO / "movielens", k_core=5, embeddings=False))
+    link_graph(store, settings, mapping=DEMO / "dbpedia" / "movielens-to-dbpedia.tsv",
+               sparql_data=DEMO / "dbpedia", use_labels=False)
+    train = load_split(settings).train.astype({"user": str, "item": str})
+    popular = list(train["item"].value_counts().index[:40])
+    both = 0
+    for user in sorted(train["user"].unique())[:8]:
+        history = set(train.loc[train["user"] == user, "item"])
+        for item in [i for i in popular if i not in history][:4]:
+            found = explain(store, user, item, n=100)
+            kinds = [("year" if e.weak else "strong") for e in found
+                     if e.kind == "shared_entity" or (e.kind == "shared_feature" and (
+                         e.weak or e.path["feature"].split(":", 1)[0] in STRONG))]
+            assert all(round(e.score, 3) == e.score for e in found)
+            if "year" in kinds and "strong" in kinds:
+                both += 1
+                assert kinds.index("year") > max(k for k, v in enumerate(kinds) if v == "strong"), (user, item)
+    assert both >= 8, f"only {both} pairs had both a shared year and a stronger reason"
