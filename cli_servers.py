@@ -57,6 +57,9 @@ def _print_neo4j(info: dict[str, Any], as_json: bool) -> None:
     for key in ("neo4j", "gds", "apoc", "bolt_uri", "browser_url", "password_file", "home", "pid"):
         _console().print(f"{key:>13}: {info[key]}")
     _console().print(f"export KGREC_GRAPH_URI={info['bolt_uri']}  (password: read from the 0600 file)", soft_wrap=True)
+    if info.get("guide"):
+        _console().print(f"The kgrec tour: open {info['browser_url']}, log in, and run  {info['guide']}",
+                         soft_wrap=True)
 
 
 @neo4j_app.command("start")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kgrec.errors import ConfigError, StoreUnavailable
+from kgrec.kg.neo4j_server import guide
 
 DIST = Path(os.environ.get("KGREC_NEO4J_DIST", Path(__file__).resolve().parent))
 STATE_FILE = "server.json"
@@ -38,6 +39,8 @@ JAVA_OPENS = ["java.base/java.nio", "java.base/java.io", "java.base/sun.nio.ch",
               "java.base/java.lang.invoke", "java.base/java.net"]
 MAIN = "org.neo4j.server.CommunityEntryPoint"
 ADMIN = "org.neo4j.cli.AdminTool"
+#: the guide server's port when free (kg/neo4j_server/guide.py)
+GUIDE_PORT = 7480
 
 
 @dataclass
@@ -48,6 +51,8 @@ class LocalNeo4j:
     bolt_port: int
     http_port: int
     pid: int
+    #: the loopback server of the Browser guide and style (kg/neo4j_server/guide.py)
+    guide_port: int | None = None
 
     @property
     def bolt_uri(self) -> str:
@@ -60,6 +65,11 @@ class LocalNeo4j:
     @property
     def password(self) -> str:
         return (self.home / PASSWORD_FILE).read_text().strip()
+
+    @property
+    def guide_command(self) -> str | None:
+        """What to type into Browser's editor to open the kgrec tour."""
+        return f":guide {guide.guide_url(self.guide_port)}" if self.guide_port else None
 
     def alive(self) -> bool:
         return _pid_alive(self.pid) and _port_open(self.bolt_port)
@@ -148,7 +158,8 @@ def _password(home: Path) -> str:
     return pw
 
 
-def _write_conf(home: Path, dist: Path, bolt_port: int, http_port: int, pagecache: str) -> Path:
+def _write_conf(home: Path, dist: Path, bolt_port: int, http_port: int, pagecache: str,
+                guide_port: int) -> Path:
     conf = home / "conf"
     conf.mkdir(parents=True, exist_ok=True)
     for d in ("data", "logs", "run", "import"):
@@ -169,6 +180,12 @@ def _write_conf(home: Path, dist: Path, bolt_port: int, http_port: int, pagecach
         "dbms.security.procedures.unrestricted": "gds.*,apoc.*",
         "dbms.security.procedures.allowlist": "gds.*,apoc.*",
         "dbms.usage_report.enabled": "false",
+        # no "help us improve" usage-data banner in Browser
+        "client.allow_telemetry": "false",
+        # Browser fetches the kgrec guide and style from the loopback guide server (localhost is
+        # on Browser's default remote-content allowlist; Neo4j 5.26 has no server setting for
+        # it), and styles every session with it on connect
+        "browser.post_connect_cmd": f"style {guide.style_url(guide_port)}",
         # 2 cores: GDS's OpenGDS caps concurrency at 4 anyway; Bolt needs few threads here
         "server.bolt.thread_pool_max_size": "64",
     }
@@ -184,7 +201,8 @@ def find_running(home: Path) -> LocalNeo4j | None:
         return None
     try:
         s = json.loads(path.read_text())
-        server = LocalNeo4j(home, int(s["bolt_port"]), int(s["http_port"]), int(s["pid"]))
+        server = LocalNeo4j(home, int(s["bolt_port"]), int(s["http_port"]), int(s["pid"]),
+                            s.get("guide_port"))
     except (ValueError, KeyError, OSError):
         return None
     return server if server.alive() else None
@@ -250,7 +268,8 @@ def start(home: Path, *, bolt_port: int | None = None, http_port: int | None = N
     for port in (bolt_port, http_port):
         if _port_open(port):
             raise StoreUnavailable(f"port {port} on 127.0.0.1 is taken: pick another (--bolt-port/--http-port)")
-    conf = _write_conf(home, dist, bolt_port, http_port, pagecache)
+    guide_port = GUIDE_PORT if not _port_open(GUIDE_PORT) else free_port()
+    conf = _write_conf(home, dist, bolt_port, http_port, pagecache, guide_port)
     password = _password(home)
     if not (home / "data" / "databases").exists():
         _set_initial_password(java, cp, home, conf, password)
@@ -262,15 +281,16 @@ def start(home: Path, *, bolt_port: int | None = None, http_port: int | None = N
     with open(log_path, "ab") as logf:
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=env, start_new_session=True)
-    server = LocalNeo4j(home, bolt_port, http_port, proc.pid)
+    server = LocalNeo4j(home, bolt_port, http_port, proc.pid, guide_port)
     try:
         _wait_bolt(proc, server.bolt_uri, password, log_path, timeout_s)
     except BaseException:
         proc.kill()
         proc.wait(timeout=60)
         raise
+    guide.start(home, guide_port, http_port)
     _write_private(home / STATE_FILE, json.dumps(
-        {"bolt_port": bolt_port, "http_port": http_port, "pid": proc.pid}))
+        {"bolt_port": bolt_port, "http_port": http_port, "pid": proc.pid, "guide_port": guide_port}))
     return server
 
 
@@ -279,6 +299,7 @@ def stop(home: Path, *, timeout_s: float = 90.0) -> bool:
     False when none was running."""
     home = home.resolve()
     path = home / STATE_FILE
+    guide.stop(home)
     server = find_running(home)
     if server is None:
         path.unlink(missing_ok=True)
@@ -303,6 +324,7 @@ def describe(server: LocalNeo4j) -> dict[str, Any]:
     import neo4j
 
     info: dict[str, Any] = {"bolt_uri": server.bolt_uri, "browser_url": server.browser_url,
+                            "guide": server.guide_command,
                             "home": str(server.home), "pid": server.pid,
                             "password_file": str(server.home / PASSWORD_FILE)}
     with neo4j.GraphDatabase.driver(server.bolt_uri, auth=(USER, server.password)) as d:
