@@ -214,7 +214,7 @@ def test_attention_rounded_and_on_the_groups(trained) -> None:
     assert sum(s.attention.values()) == pytest.approx(1.0, abs=1e-3)
     assert all(round(v, 4) == v for v in s.attention.values())
     att = {r["metapath"]: r["weight"] for r in store.run("browser/metapath_attention", read_only=True)}
-    assert att == pytest.approx(s.attention, abs=1e-4)
+    assert att == pytest.approx(s.attention, abs=5e-4)  # the Browser query shows 3 digits
 
 
 def test_leakage_guard_training_pairs_are_the_train_split(trained) -> None:
