@@ -3,20 +3,14 @@ Chromium (Debian's ``/usr/bin/chromium``) driven over the DevTools protocol for 
 
 from __future__ import annotations
 
-import json
-import os
-import select
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
 from kgrec.personas.data import GraphArrays
+from kgrec.tests.chromium import Chromium, find_binary
 
 N_COMMUNITIES = 3
 USERS_PER = 20
@@ -109,94 +103,10 @@ def user_comm() -> np.ndarray:
     return np.repeat(np.arange(N_COMMUNITIES), USERS_PER)
 
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1300,850",
-                  "--remote-debugging-pipe"]
-
-
-class Chromium:
-    """One headless Chromium page over ``--remote-debugging-pipe`` (the child's fds 3 and 4,
-    NUL-separated JSON), stdlib only; every read has a deadline."""
-
-    def __init__(self, binary: str, profile: Path) -> None:
-        to_r, self._to_w = os.pipe()
-        self._from_r, from_w = os.pipe()
-
-        def fds() -> None:
-            os.dup2(to_r, 3)
-            os.dup2(from_w, 4)
-
-        self.proc = subprocess.Popen([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                                     pass_fds=(3, 4), preexec_fn=fds,  # noqa: PLW1509 (dup2 only)
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        os.close(to_r)
-        os.close(from_w)
-        self._buf, self._id, self.session = b"", 0, None
-        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-
-    def send(self, method: str, params: dict[str, Any] | None = None, timeout: float = 20.0) -> Any:
-        self._id += 1
-        msg: dict[str, Any] = {"id": self._id, "method": method, "params": params or {}}
-        if self.session and not method.startswith("Target."):
-            msg["sessionId"] = self.session
-        os.write(self._to_w, json.dumps(msg).encode() + b"\0")
-        deadline = time.monotonic() + timeout
-        while True:
-            while b"\0" not in self._buf:
-                if not select.select([self._from_r], [], [], max(0.0, deadline - time.monotonic()))[0]:
-                    raise TimeoutError(method)
-                chunk = os.read(self._from_r, 1 << 20)
-                if not chunk:
-                    raise RuntimeError("chromium closed the pipe")
-                self._buf += chunk
-            raw, self._buf = self._buf.split(b"\0", 1)
-            reply = json.loads(raw)
-            if reply.get("id") == self._id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply.get("result", {})
-
-    def js(self, expression: str) -> Any:
-        r = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True})
-        if "exceptionDetails" in r:
-            raise RuntimeError(f"{expression}: {r['exceptionDetails']}")
-        return r.get("result", {}).get("value")
-
-    def open(self, url: str, ready: str = "document.readyState === 'complete'") -> None:
-        self.send("Page.navigate", {"url": url})
-        deadline = time.monotonic() + 20
-        while not self.js(ready):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{url}: {ready}")
-            time.sleep(0.05)
-
-    def mouse(self, kind: str, x: float, y: float) -> None:
-        """A real pointer event: ``kind`` is mouseMoved, mousePressed or mouseReleased."""
-        params: dict[str, Any] = {"type": kind, "x": x, "y": y}
-        if kind != "mouseMoved":
-            params |= {"button": "left", "clickCount": 1}
-        self.send("Input.dispatchMouseEvent", params)
-
-    def click(self, x: float, y: float) -> None:
-        for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
-            self.mouse(kind, x, y)
-
-    def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        os.close(self._to_w)
-        os.close(self._from_r)
-
-
 @pytest.fixture
 def chromium(tmp_path: Path) -> Iterator[Chromium]:
     """A fresh headless Chromium page (skipped only where Chromium is not installed)."""
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    binary = find_binary()
     if not binary:
         pytest.skip("headless Chromium is missing (apt-get install chromium)")
     browser = Chromium(binary, tmp_path / "chromium-profile")
