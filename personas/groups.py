@@ -20,6 +20,13 @@ class Clustering:
     centroids: np.ndarray  # [k, d] (in the normalised space when normalize=True)
     silhouette: dict[int, float] = field(default_factory=dict)  # k → score on the sample
 
+    def typicality(self, vectors: np.ndarray) -> list[float]:
+        """How typical each user is of its group: the cosine of its vector to its group's
+        centroid, rounded to 3 digits (``HAS_PERSONA.weight``, which an analyst reads in Browser)."""
+        v = _prepare(vectors, normalize=True)
+        c = _prepare(self.centroids, normalize=True)[self.assignments]
+        return np.round(np.einsum("ij,ij->i", v, c), 3).astype(float).tolist()
+
 
 def _prepare(vectors: np.ndarray, normalize: bool) -> np.ndarray:
     v = np.asarray(vectors, dtype=np.float64)

@@ -293,21 +293,11 @@ def write_groups(store: GraphStore, arrays: GraphArrays, z: np.ndarray, version:
             "persona_version": version, "metapaths": names, "attention": attention}}
         for g in order])
     store.run("personas_size_labels")
-    weight = membership_weights(z, clusters.centroids, clusters.assignments)
+    weight = clusters.typicality(z)
     store.upsert_relationships("HAS_PERSONA", (
         {"src": u, "dst": pid[int(g)], "props": {"persona_version": version, "weight": w}}
         for u, g, w in zip(arrays.user_ids, clusters.assignments.tolist(), weight, strict=True)))
     return [{"id": pid[g]} | labels[g].row() for g in order]
-
-
-def membership_weights(z: np.ndarray, centroids: np.ndarray, assignments: np.ndarray) -> list[float]:
-    """How typical each user is of its group: the cosine of its persona to its group's centroid,
-    rounded to 3 digits (the ``HAS_PERSONA.weight`` an analyst reads in Browser)."""
-    z = np.asarray(z, dtype=np.float64)
-    zn = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-    c = np.asarray(centroids, dtype=np.float64)[assignments]
-    c = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
-    return np.round(np.einsum("ij,ij->i", zn, c), 3).astype(float).tolist()
 
 
 def item_titles(store: GraphStore, arrays: GraphArrays) -> list[str | None]:

@@ -176,8 +176,9 @@ def settings(backend: str, request: pytest.FixtureRequest, embedded_home: Path, 
     return backend_home(backend, request, embedded_home, shared_cache, tmp_path / "home")
 
 
-@pytest.fixture
-def store(settings: Settings) -> Iterator[object]:
+def _test_store(settings: Settings) -> Iterator[Any]:
+    """The store of ``settings``; an embedded graph is emptied afterwards (Neo4j is cleared
+    before each test instead)."""
     from kgrec.kg.store import open_store
 
     s = open_store(settings)
@@ -190,6 +191,11 @@ def store(settings: Settings) -> Iterator[object]:
 
 
 @pytest.fixture
+def store(settings: Settings) -> Iterator[Any]:
+    yield from _test_store(settings)
+
+
+@pytest.fixture
 def falkordb_settings(request: pytest.FixtureRequest, embedded_home: Path, shared_cache: Path,
                       tmp_path: Path) -> Settings:
     """Settings on the embedded FalkorDB only, for a test whose logic does not depend on the
@@ -199,14 +205,7 @@ def falkordb_settings(request: pytest.FixtureRequest, embedded_home: Path, share
 
 @pytest.fixture
 def falkordb_store(falkordb_settings: Settings) -> Iterator[Any]:
-    from kgrec.kg.store import open_store
-
-    s = open_store(falkordb_settings)
-    try:
-        yield s
-    finally:
-        s.execute("MATCH (n) DETACH DELETE n")
-        s.close()
+    yield from _test_store(falkordb_settings)
 
 
 @pytest.fixture

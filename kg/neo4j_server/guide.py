@@ -22,8 +22,7 @@ import re
 import signal
 import subprocess
 import sys
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 
@@ -65,36 +64,37 @@ def write_files(folder: Path, port: int) -> Path:
     return folder
 
 
-class _Handler(SimpleHTTPRequestHandler):
-    """GET of the two guide files only, with CORS for the Browser's own origins."""
+class _Handler(BaseHTTPRequestHandler):
+    """GET of the two guide files in ``folder`` only, with CORS for the Browser's own origins."""
 
+    folder = Path()
     origins: frozenset[str] = frozenset()
+
+    def _cors(self) -> None:
+        origin = self.headers.get("Origin")
+        if origin in self.origins:
+            self.send_header("Access-Control-Allow-Origin", origin)
+            self.send_header("Access-Control-Allow-Headers", "pragma, cache-control")
+            self.send_header("Vary", "Origin")
 
     def do_GET(self) -> None:
         name = self.path.split("?", 1)[0].lstrip("/")
         if name not in FILES:
             self.send_error(404, "kgrec guide: only kgrec.html and kgrec.grass are served")
             return
-        data = (Path(self.directory) / name).read_bytes()
+        data = (self.folder / name).read_bytes()
         self.send_response(200)
         self.send_header("Content-Type", FILES[name])
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-cache")
-        origin = self.headers.get("Origin")
-        if origin in self.origins:
-            self.send_header("Access-Control-Allow-Origin", origin)
-            self.send_header("Vary", "Origin")
+        self._cors()
         self.end_headers()
         self.wfile.write(data)
 
     def do_OPTIONS(self) -> None:
-        origin = self.headers.get("Origin")
+        """The CORS preflight (Browser's fetch sends no-cache headers)."""
         self.send_response(204)
-        if origin in self.origins:
-            self.send_header("Access-Control-Allow-Origin", origin)
-            self.send_header("Access-Control-Allow-Headers", "pragma, cache-control")
-            self.send_header("Access-Control-Allow-Methods", "GET, OPTIONS")
-            self.send_header("Vary", "Origin")
+        self._cors()
         self.end_headers()
 
     def log_message(self, format: str, *args: object) -> None:
@@ -107,8 +107,8 @@ def browser_origins(http_port: int) -> frozenset[str]:
 
 def make_server(folder: Path, port: int, origins: frozenset[str]) -> ThreadingHTTPServer:
     """The server, bound to 127.0.0.1 only (``port`` 0: any free port)."""
-    handler = type("GuideHandler", (_Handler,), {"origins": origins})
-    return ThreadingHTTPServer(("127.0.0.1", port), partial(handler, directory=str(folder)))
+    handler = type("GuideHandler", (_Handler,), {"folder": folder, "origins": origins})
+    return ThreadingHTTPServer(("127.0.0.1", port), handler)
 
 
 def start(neo4j_home: Path, port: int, http_port: int) -> int:
