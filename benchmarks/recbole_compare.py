@@ -290,7 +290,7 @@ def table(rows, say) -> None:
             f" | {r['train_rows']:,} ({r['steps_per_epoch']}) | {r['wall_s']:.0f} |")
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", default="movielens", help="a kgrec data set kind (movielens, recbole, ...)")
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "movielens-latest-small")
@@ -326,7 +326,23 @@ def main() -> None:
                     help="with --side ours: add the RecBole row saved by a --side recbole run on the same "
                          "exported split (checked by its hash; the table says so), waiting for it if that run "
                          "is still going")
-    a = ap.parse_args()
+    return ap.parse_args()
+
+
+def saved_recbole_row(path: Path, digest: str, say) -> tuple[str, dict]:
+    """The RecBole row of a ``--side recbole`` run on the same exported split (waiting for it)."""
+    while not path.exists():  # a --side recbole run still going: wait for its result
+        say(f"waiting for {path} ...")
+        time.sleep(60)
+    saved = json.loads(path.read_text())
+    if saved.get("split_sha256") != digest:
+        raise SystemExit(f"{path} was measured on another split ({saved.get('split_sha256')})")
+    say(f"RecBole row: from the --side recbole run started {saved['started']} on this same split")
+    return f"RecBole 1.2.1 SASRec (run of {saved['started']})", saved
+
+
+def main() -> None:
+    a = parse_args()
     say = Tee(a.log)
     t_all = time.perf_counter()
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -379,14 +395,7 @@ def main() -> None:
         (work / "recbole-result.json").write_text(json.dumps({"split_sha256": digest, "started": started, **rb}))
         say(f"RecBole result saved to {work / 'recbole-result.json'}")
     elif a.recbole_result:
-        while not a.recbole_result.exists():  # a --side recbole run still going: wait for its result
-            say(f"waiting for {a.recbole_result} ...")
-            time.sleep(60)
-        saved = json.loads(a.recbole_result.read_text())
-        if saved.get("split_sha256") != digest:
-            raise SystemExit(f"{a.recbole_result} was measured on another split ({saved.get('split_sha256')})")
-        say(f"RecBole row: from the --side recbole run started {saved['started']} on this same split")
-        rows.append((f"RecBole 1.2.1 SASRec (run of {saved['started']})", saved))
+        rows.append(saved_recbole_row(a.recbole_result, digest, say))
     say("")
     say(f"protocol={PROTOCOL}, {a.dataset}, {counts['test']:,} test users, {counts['catalogue']:,} items ranked;"
         f" threads={a.threads}")
