@@ -24,6 +24,14 @@ from kgrec.errors import ConfigError
 personas_app = typer.Typer(no_args_is_help=True, help="Look at the persona groups.")
 
 
+def _emit(rows: list[dict[str, Any]], as_json: bool, title: str | None = None) -> None:
+    """Rows as JSON (graph nodes as labels + properties) or as a table."""
+    if as_json:
+        typer.echo(json.dumps([_jsonable(r) for r in rows], indent=2))
+    else:
+        _print_rows(rows, title)
+
+
 def status(graph: GraphOpt = None, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Node counts per label and relationship counts per type."""
     settings = _settings(home=home, graph_uri=graph)
@@ -72,10 +80,7 @@ def query(
     settings = _settings(home=home, graph_uri=graph)
     with _store(settings) as store:
         rows = read_query(store, text, params)
-    if as_json:
-        typer.echo(json.dumps([_jsonable(r) for r in rows], indent=2))
-    else:
-        _print_rows(rows)
+    _emit(rows, as_json)
 
 
 def explain(
@@ -110,10 +115,7 @@ def personas_show(graph: GraphOpt = None, home: HomeOpt = None, as_json: JsonOpt
     settings = _settings(home=home, graph_uri=graph)
     with _store(settings) as store:
         rows = show_personas(store)
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2, default=str))
-    else:
-        _print_rows(rows, "personas")
+    _emit(rows, as_json, "personas")
 
 
 @personas_app.command("neighbours")
@@ -130,10 +132,7 @@ def personas_neighbours(
     settings = _settings(home=home, graph_uri=graph)
     with _store(settings) as store:
         rows = nearest_users(store, user, k)
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-    else:
-        _print_rows(rows, f"nearest personas to user {user}")
+    _emit(rows, as_json, f"nearest personas to user {user}")
 
 
 @personas_app.command("plot")
