@@ -7,19 +7,24 @@ HOME is a kgrec home whose local Neo4j runs (``kgrec neo4j start``) and holds th
 ``--headless --no-sandbox --disable-gpu --disable-background-networking --no-first-run`` and a
 fresh ``--user-data-dir``, driven over the DevTools protocol on a pipe (stdlib only): it opens the
 Browser, logs in with the home's password (typed into the form, never put in a URL), runs
-``cypher/browser/persona_overview.cypher`` and one explanation query, and saves a PNG of each.
+the guide's ``:param``s, the persona overview table, the styled graph of one persona
+(``browser/persona_graph``), the paths behind one explanation (``browser/explain_paths``) and the
+guide's first page (``:guide``), and saves a PNG of each (``browser_<view>.png``). The style is
+applied by the server's ``browser.post_connect_cmd`` on connect.
 The DevTools client is ``tests/chromium.py``, shared with the persona-map render tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import html
+import re
 import tempfile
 import time
-from importlib import resources
 from pathlib import Path
 
 from kgrec.kg import neo4j_server
+from kgrec.kg.neo4j_server import guide
 from kgrec.tests.chromium import Chromium, find_binary
 
 
@@ -36,6 +41,28 @@ def _shoot(chrome: Chromium, path: Path) -> None:
     print(f"saved {path}")
 
 
+def _query(name: str) -> str:
+    return guide.query_text(name)
+
+
+def _guide_params() -> list[str]:
+    """The guide's first-slide commands (style and :params), run as an analyst would click them."""
+    first = guide.render_guide(0).split("</slide>", 1)[0]
+    return [html.unescape(m) for m in re.findall(r'<pre class="runnable">(.*?)</pre>', first, re.DOTALL)
+            if m.startswith(":param")]
+
+
+def _views(server: neo4j_server.LocalNeo4j, user: str, item: str) -> list[tuple[str, list[str], float]]:
+    """(file name, commands typed into the editor, seconds to let the frame draw) per picture."""
+    views = [("persona_overview", [_query("browser/persona_overview")], 6),
+             ("persona_graph", [*_guide_params(), _query("browser/persona_graph")], 10),
+             ("explain_paths", [f":param user => '{user}'", f":param item => '{item}'",
+                                _query("browser/explain_paths")], 10)]
+    if server.guide_command:
+        views.append(("guide", [server.guide_command], 6))
+    return views
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--home", type=Path, required=True)
@@ -48,9 +75,6 @@ def main() -> None:
     binary = find_binary()
     if not binary:
         raise SystemExit("headless Chromium is missing: apt-get install chromium")
-    cypher = resources.files("kgrec.cypher")
-    overview = cypher.joinpath("browser/persona_overview.cypher").read_text()
-    explain = cypher.joinpath("explain/shared_feature.cypher").read_text()
     import neo4j
 
     with neo4j.GraphDatabase.driver(server.bolt_uri, auth=("neo4j", server.password),
@@ -81,16 +105,12 @@ def main() -> None:
             except TimeoutError:
                 _shoot(chrome, args.out / "browser_login_failed.png")
                 raise
-            _run_in_editor(chrome, overview.strip())
-            time.sleep(6)
-            _shoot(chrome, args.out / "browser_persona_overview.png")
-            _run_in_editor(chrome, f":param user => '{user}'")
-            time.sleep(2)
-            _run_in_editor(chrome, f":param item => '{item}'")
-            time.sleep(2)
-            _run_in_editor(chrome, explain.strip())
-            time.sleep(6)
-            _shoot(chrome, args.out / "browser_explain_shared_feature.png")
+            for name, commands, wait in _views(server, user, item):
+                for cmd in commands:
+                    _run_in_editor(chrome, cmd)
+                    time.sleep(2)
+                time.sleep(wait)
+                _shoot(chrome, args.out / f"browser_{name}.png")
         finally:
             chrome.close()
 

@@ -41,7 +41,7 @@ def style_url(port: int) -> str:
     return f"http://localhost:{port}/{STYLE}"
 
 
-def _query_text(name: str) -> str:
+def query_text(name: str) -> str:
     """A shipped query without its comment lines (the slide says what it shows)."""
     text = resources.files("kgrec.cypher").joinpath(f"{name}.cypher").read_text(encoding="utf-8")
     return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//")).strip()
@@ -51,7 +51,7 @@ def render_guide(port: int) -> str:
     """The guide's HTML: ``<!-- query: browser/NAME -->`` becomes that query, escaped, in a
     runnable block; ``{{style_url}}`` the style's address on this server."""
     template = resources.files("kgrec.cypher").joinpath("browser/guide.html").read_text(encoding="utf-8")
-    body = _QUERY.sub(lambda m: html.escape(_query_text(m.group(1)), quote=False), template)
+    body = _QUERY.sub(lambda m: html.escape(query_text(m.group(1)), quote=False), template)
     return body.replace("{{style_url}}", style_url(port))
 
 
@@ -74,7 +74,10 @@ class _Handler(BaseHTTPRequestHandler):
         origin = self.headers.get("Origin")
         if origin in self.origins:
             self.send_header("Access-Control-Allow-Origin", origin)
-            self.send_header("Access-Control-Allow-Headers", "pragma, cache-control")
+            # whatever request headers the preflight names (Browser's fetch adds no-cache ones)
+            asked = self.headers.get("Access-Control-Request-Headers")
+            if asked:
+                self.send_header("Access-Control-Allow-Headers", asked)
             self.send_header("Vary", "Origin")
 
     def do_GET(self) -> None:
@@ -92,7 +95,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_OPTIONS(self) -> None:
-        """The CORS preflight (Browser's fetch sends no-cache headers)."""
+        """The CORS preflight."""
         self.send_response(204)
         self._cors()
         self.end_headers()
