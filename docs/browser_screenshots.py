@@ -8,7 +8,9 @@ HOME is a kgrec home whose local Neo4j runs (``kgrec neo4j start``) and holds th
 fresh ``--user-data-dir``, driven over the DevTools protocol on a pipe (stdlib only): it opens the
 Browser, logs in with the home's password (typed into the form, never put in a URL), runs
 the guide's ``:param``s, the persona overview table, the styled graph of one persona
-(``browser/persona_graph``), the paths behind one explanation (``browser/explain_paths``) and the
+(``browser/persona_graph``), the user's persona neighbourhood (``browser/persona_neighbourhood``) and the
+paths behind one explanation (``browser/explain_paths``), both with Browser's "Connect result nodes"
+off as the guide sets it, and the
 guide's first page (``:guide``), and saves a PNG of each (``browser_<view>.png``). The style is
 applied by the server's ``browser.post_connect_cmd`` on connect.
 The DevTools client is ``tests/chromium.py``, shared with the persona-map render tests.
@@ -56,6 +58,8 @@ def _views(server: neo4j_server.LocalNeo4j, user: str, item: str) -> list[tuple[
     """(file name, commands typed into the editor, seconds to let the frame draw) per picture."""
     views = [("persona_overview", [_query("browser/persona_overview")], 6),
              ("persona_graph", [*_guide_params(), _query("browser/persona_graph")], 10),
+             ("persona_neighbourhood", [f":param user => '{user}'", ":config autoComplete: false",
+                                        _query("browser/persona_neighbourhood")], 10),
              ("explain_paths", [f":param user => '{user}'", f":param item => '{item}'",
                                 _query("browser/explain_paths")], 10)]
     if server.guide_command:
@@ -91,7 +95,7 @@ def main() -> None:
         raise SystemExit("the graph has no user/item pair to explain: run `kgrec demo --graph …` first")
     user, item = row[0]["user"], row[0]["item"]
 
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:  # Chromium may still write there
         chrome = Chromium(binary, Path(profile), window="1500,1000")
         try:
             chrome.send("Page.navigate", {"url": f"{server.browser_url}?dbms=bolt://neo4j@127.0.0.1:{server.bolt_port}"})
