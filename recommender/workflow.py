@@ -37,6 +37,7 @@ from kgrec.settings import apply_torch_threads
 
 MODEL_SUBDIR = "recommender"
 TRAIN_META = "train.json"
+KNOWN_PERSONAS = "known_personas.npz"  # the persona of every known user's past, saved at training
 NO_PERSONAS = "no personas in the graph; run `kgrec train personas` first"
 
 
@@ -135,7 +136,7 @@ def train(store, settings, *, epochs: int = 50, seed: int | None = None, device:
                             sasrec_kwargs=sasrec_kwargs, retriever_kwargs=retriever_kwargs, fit_kwargs=fit_kwargs,
                             buckets=cut)
     return save_pipeline(settings, inp, prep, tp, k=k, epochs=epochs, device=device,
-                         seconds=time.perf_counter() - t0)
+                         seconds=time.perf_counter() - t0, progress=progress)
 
 
 def plan_buckets(spec: str | None):
@@ -146,7 +147,8 @@ def plan_buckets(spec: str | None):
     return PREFIX_BUCKETS if spec is None else parse_buckets(spec)
 
 
-def save_pipeline(settings, inp: Inputs, prep, tp, *, k: int, epochs: int, device: str, seconds: float) -> Path:
+def save_pipeline(settings, inp: Inputs, prep, tp, *, k: int, epochs: int, device: str, seconds: float,
+                  progress=None) -> Path:
     """Save a :class:`~kgrec.recommender.recipe.TrainedPipeline` as the production recommender."""
     from kgrec.recommender.service import Recommender
 
@@ -161,7 +163,53 @@ def save_pipeline(settings, inp: Inputs, prep, tp, *, k: int, epochs: int, devic
             "train_seconds": round(seconds, 2),
             "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (out / TRAIN_META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    save_known_personas(out / KNOWN_PERSONAS, inp.personas, known_histories(inp.split), progress)
     return out
+
+
+def known_histories(split) -> dict[str, list[str]]:
+    """user -> their train + valid item ids in time order: the past a known user is served with."""
+    history: dict[str, list[str]] = {}
+    for frame in (split.train, split.valid):  # train first, then valid, each in time order
+        f = frame.sort_values(["user", *[c for c in ("ts", "order") if c in frame]], kind="stable")
+        for u, items in f.groupby(f["user"].astype(str), sort=False)["item"]:
+            history.setdefault(u, []).extend(items.astype(str).tolist())
+    return history
+
+
+def save_known_personas(path: Path, encoder, history: dict[str, list[str]], progress=None) -> None:
+    """The persona of every known user's whole past (``encoder.encode``, as :meth:`Context.persona_of`
+    computes it one by one), with the persona version, so that serving a known user needs neither
+    the persona model nor torch_geometric."""
+    users = sorted(history)
+    z = encoder.encode(users, [history[u] for u in users], progress=progress)
+    np.savez(path, users=np.asarray(users, dtype=str), z=z.astype(np.float32),
+             version=np.asarray("" if encoder.version is None else str(encoder.version)))
+
+
+def load_known_personas(path: Path, version: str | None) -> dict[str, np.ndarray] | None:
+    """:func:`save_known_personas`'s table when it belongs to persona ``version``, else None."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if version is None or str(f["version"]) != str(version):
+                return None
+            return dict(zip(f["users"].tolist(), np.asarray(f["z"], dtype=np.float32)))
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+class LazyPastEncoder:
+    """Stands in for a :class:`~kgrec.personas.saved.PastEncoder` of a known ``version``; the persona
+    model (and with it torch_geometric) is loaded on the first :meth:`encode`, i.e. only for a user
+    the known-persona table lacks."""
+
+    def __init__(self, load, version: str | None):
+        self._load, self.version, self._encoder = load, version, None
+
+    def encode(self, users, pasts, progress=None) -> np.ndarray:
+        if self._encoder is None:
+            self._encoder = self._load()
+        return self._encoder.encode(users, pasts, progress=progress)
 
 
 @dataclass
@@ -176,7 +224,7 @@ class Context:
     # in-memory snapshots (``kgrec serve``): the known users, item -> title; None reads the store
     users: set[str] | None = None
     titles: dict[str, str | None] | None = None
-    personas: dict[str, np.ndarray] = field(default_factory=dict)  # cache: user -> persona of their past
+    personas: dict[str, np.ndarray] = field(default_factory=dict)  # user -> persona of their past (table + cache)
 
     def snapshot(self, store) -> Context:
         """Load the user ids and titles (one stream each) and return self."""
@@ -207,22 +255,23 @@ def load_context(store, settings) -> Context:
         raise ModelError(f"the recommender in {d} was trained on another build; retrain it "
                          "(`kgrec train recommender`)")
     apply_torch_threads(settings)  # recommend() computes with this process's torch
-    split = load_split(settings)
-    history: dict[str, list[str]] = {}
-    for frame in (split.train, split.valid):  # train first, then valid, each in time order
-        f = frame.sort_values(["user", *[c for c in ("ts", "order") if c in frame]], kind="stable")
-        for u, items in f.groupby(f["user"].astype(str), sort=False)["item"]:
-            history.setdefault(u, []).extend(items.astype(str).tolist())
+    history = known_histories(load_split(settings))
     notes, encoder = [], None
-    try:
-        encoder = past_encoder(store, settings)
-    except ModelError as e:
-        notes.append(f"recommending without personas: {e}")
     stored = meta.get("persona_version")
+    written = next((r["version"] for r in store.run("personas_version", read_only=True)), None)
+    known = load_known_personas(d / KNOWN_PERSONAS, stored) if written is not None and \
+        str(written) == str(stored) else None
+    if known is not None:  # the graph's personas are the model's: known users need no persona model
+        encoder = LazyPastEncoder(lambda: past_encoder(store, settings), str(written))
+    else:
+        try:
+            encoder = past_encoder(store, settings)
+        except ModelError as e:
+            notes.append(f"recommending without personas: {e}")
     if encoder is not None and stored is not None and encoder.version is not None and encoder.version != stored:
         notes.append(f"persona version {encoder.version} differs from the one the model was trained with "
                      f"({stored}); retrain the recommender")
-    return Context(Recommender.load(d), meta, history, encoder, notes)
+    return Context(Recommender.load(d), meta, history, encoder, notes, personas=known or {})
 
 
 def _check_user(store, ctx: Context, user: str) -> None:
@@ -310,7 +359,7 @@ def evaluate(store, settings, *, seeds: Sequence[int] = (0, 1, 2), epochs: int =
     def keep(prep, tp) -> None:
         if save_model and not saved:
             saved["model"] = save_pipeline(settings, inp, prep, tp, k=k, epochs=epochs, device=device,
-                                           seconds=time.perf_counter() - t0)
+                                           seconds=time.perf_counter() - t0, progress=progress)
 
     with progress.stage(f"evaluate (protocol {protocol.value})", None):
         frames = inp.split if users is None else subsample_users(inp.split, users)
