@@ -1,4 +1,11 @@
-"""Load test of `kgrec serve` from a second process on loopback (closed loop: wrk, or async httpx).
+"""Load test of `kgrec serve` from a second process on loopback (open loop: vegeta; closed loop: wrk, httpx).
+
+    .venv/bin/python benchmarks/serve_load.py --home HOME --driver vegeta --rates 100,300,500 \\
+        --mixes known,mixed --server-cpus 0 --load-cpus 1 --seconds 20 --png curve.png
+
+``--driver vegeta`` (``benchmarks/openloop.py``) sends at fixed arrival rates and counts latency from
+each request's intended send time (no coordinated omission); it prints p50/p99/p99.9 against rate,
+the highest rate with p99 under ``--p99-target``, errors and server RSS. The closed-loop drivers:
 
     .venv/bin/python benchmarks/serve_load.py --home /tmp/ml-home --clients 10,50,200 --seconds 60
 
@@ -171,12 +178,63 @@ def run_wrk(url: str, clients: int, seconds: float, users: list[str], items: lis
             "rss_mib": [round(x) for x in rss]}
 
 
-def start_server(home: Path, port: int, workers: int, log: Path) -> subprocess.Popen:
+def start_server(home: Path, port: int, workers: int, log: Path, cpus: str | None = None) -> subprocess.Popen:
     env = os.environ | {"KGREC_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     kgrec = Path(sys.executable).with_name("kgrec")
+    pin = ["taskset", "-c", cpus] if cpus else []
     with log.open("w") as fh:
-        return subprocess.Popen([str(kgrec), "serve", "--port", str(port), "--workers", str(workers)],
+        return subprocess.Popen([*pin, str(kgrec), "serve", "--port", str(port), "--workers", str(workers)],
                                 env=env, stdout=fh, stderr=subprocess.STDOUT)
+
+
+def drain(url: str, timeout_s: float = 120) -> None:
+    """Wait until the server answers ``/health`` in under 50 ms again (its queue is empty)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        t0 = time.perf_counter()
+        try:
+            httpx.get(url + "/health", timeout=timeout_s)
+        except httpx.HTTPError:
+            pass
+        if time.perf_counter() - t0 < 0.05:
+            return
+        time.sleep(0.5)
+
+
+def run_open_loop(a, url: str, users: list[str], items: list[str], pid: int | None) -> None:
+    """``--driver vegeta``: every mix at every rate, open loop; a table, the best rates and a PNG."""
+    from openloop import attack, best_rate, plot  # same folder: sys.path[0]
+
+    rows = []
+    for mix in a.mixes.split(","):
+        for rate in (int(x) for x in a.rates.split(",")):
+            r = attack(url, mix, rate, a.seconds, users, items, a.seed, a.home, a.load_cpus,
+                       (lambda: rss_mib(pid)) if pid else None)
+            rows.append(r)
+            drain(url)  # a saturated level leaves a backlog: let it clear before the next one
+            print(f"{mix:6s} {rate:5d}/s: ok {r['ok']} errors {r['errors']} {r['error_codes'] or ''} "
+                  f"p50 {r['p50_ms']:.1f} p99 {r['p99_ms']:.1f} p99.9 {r['p999_ms']:.1f} max {r['max_ms']:.0f} ms, "
+                  f"sender late p99 {r['sender_late_p99_ms']:.2f} ms, RSS MiB {max(r['rss_mib'] or [0])}",
+                  flush=True)
+    print(f"\nhome {a.home}, open loop (vegeta, latency from the intended send time), {a.seconds:.0f} s per "
+          f"level, server on CPU {a.server_cpus or 'any'}, load generator on CPU {a.load_cpus or 'any'}, "
+          f"workers {a.workers}, k=10, load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+    print("| mix | rate | achieved req/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | server RSS MiB (max) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['mix']} | {r['rate']} | {r['achieved_rps']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
+              f"| {r['p999_ms']:.1f} | {r['max_ms']:.0f} | {r['errors']} | {max(r['rss_mib'] or [0])} |")
+    for mix in a.mixes.split(","):
+        ok = best_rate([r for r in rows if r["mix"] == mix], a.p99_target)
+        print(f"{mix}: highest rate with p99 < {a.p99_target:g} ms and no errors: {ok if ok else 'none'} req/s")
+    if a.png:
+        plot(rows, a.png, f"kgrec serve, {a.home.name}, open loop, {a.workers} worker")
+        print(f"chart: {a.png}")
+    if a.json:
+        a.json.write_text(json.dumps({"home": str(a.home), "driver": "vegeta", "workers": a.workers,
+                                      "seconds": a.seconds, "rows": rows}, indent=2))
 
 
 def wait_up(url: str, proc: subprocess.Popen | None, timeout_s: float = 300) -> dict:
@@ -207,7 +265,14 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=2000, help="known users sampled for the mix")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write the results here")
-    ap.add_argument("--driver", choices=["wrk", "httpx"], default=None, help="default: wrk when installed")
+    ap.add_argument("--driver", choices=["wrk", "httpx", "vegeta"], default=None,
+                    help="default: wrk when installed; vegeta is open loop at --rates (the closed loops use --clients)")
+    ap.add_argument("--rates", default="100,200,300,500", help="vegeta: arrival rates, req/s")
+    ap.add_argument("--mixes", default="known,mixed", help="vegeta: known (all GET for known users) and/or mixed")
+    ap.add_argument("--server-cpus", default=None, help="taskset CPU list for the server (e.g. 0)")
+    ap.add_argument("--load-cpus", default=None, help="vegeta: taskset CPU list for the load generator (e.g. 1)")
+    ap.add_argument("--p99-target", type=float, default=30.0, help="vegeta: report the highest rate under this p99")
+    ap.add_argument("--png", type=Path, default=None, help="vegeta: write the latency-rate curve here")
     a = ap.parse_args()
     import shutil
 
@@ -221,7 +286,7 @@ def main() -> None:
     if url is None:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        proc = start_server(a.home, port, a.workers, a.home / "serve_load.log")
+        proc = start_server(a.home, port, a.workers, a.home / "serve_load.log", a.server_cpus)
     try:
         t0 = time.perf_counter()
         health = wait_up(url, proc)
@@ -229,6 +294,11 @@ def main() -> None:
               f"{health['versions']['items']} items, snapshot loaded in {health['versions']['load_seconds']}s")
         pid = proc.pid if proc else None
         rss0 = rss_mib(pid) if pid else None
+        if driver == "vegeta":
+            if a.warmup > 0:
+                asyncio.run(run_level(url, 4, a.warmup, users, items, a.seed + 1, None))
+            run_open_loop(a, url, users, items, pid)
+            return
         levels = [int(x) for x in a.clients.split(",")]
         if a.warmup > 0:
             asyncio.run(run_level(url, levels[0], a.warmup, users, items, a.seed + 1, None))
