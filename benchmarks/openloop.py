@@ -19,8 +19,7 @@ import json
 import random
 import shutil
 import subprocess
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +53,7 @@ def targets(url: str, mix: str, users: Sequence[str], items: Sequence[str], n: i
 
 
 def attack(url: str, mix: str, rate: int, seconds: float, users: Sequence[str], items: Sequence[str],
-           seed: int, workdir: Path, cpus: str | None = None, sample_rss: Callable[[], float] | None = None) -> dict:
+           seed: int, workdir: Path, cpus: str | None = None) -> dict:
     """One level: ``rate`` req/s for ``seconds``; percentiles from the intended send times."""
     vegeta = vegeta_binary()
     n = int(rate * seconds)
@@ -65,22 +64,11 @@ def attack(url: str, mix: str, rate: int, seconds: float, users: Sequence[str], 
            "-timeout=30s", "-max-body=0", f"-output={out}"]
     if cpus is not None:
         cmd = ["taskset", "-c", cpus, *cmd]
-    rss: list[float] = []
-    done = threading.Event()
-
-    def watch() -> None:
-        while sample_rss is not None and not done.wait(1.0):
-            rss.append(sample_rss())
-
-    t = threading.Thread(target=watch, daemon=True)
-    t.start()
     subprocess.run(cmd, check=True, capture_output=True)
-    done.set()
-    t.join()
     csv_text = subprocess.run([vegeta, "encode", "-to=csv", str(out)], check=True, capture_output=True,
                               text=True).stdout
     row = summarise(csv_text, rate)
-    row.update(mix=mix, rss_mib=[round(x) for x in rss])
+    row["mix"] = mix
     return row
 
 

@@ -30,7 +30,10 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +55,25 @@ def rss_mib(pid: int) -> float:
         except OSError:
             pass
     return total / 1024
+
+
+@contextmanager
+def rss_samples(pid: int | None) -> Iterator[list[float]]:
+    """A list that gets :func:`rss_mib` of ``pid`` once a second while the block runs (empty without a pid)."""
+    rss: list[float] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while pid and not done.wait(1.0):
+            rss.append(rss_mib(pid))
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    try:
+        yield rss
+    finally:
+        done.set()
+        t.join()
 
 
 def sample_ids(home: Path, n_users: int, seed: int) -> tuple[list[str], list[str]]:
@@ -143,7 +165,6 @@ end
 def run_wrk(url: str, clients: int, seconds: float, users: list[str], items: list[str], seed: int,
             server_pid: int | None, workdir: Path) -> dict:
     import re
-    import threading
 
     safe = re.compile(r"^[A-Za-z0-9_.~-]+$")  # no URL or JSON escaping needed
     users = [u for u in users if safe.match(u)]
@@ -151,20 +172,9 @@ def run_wrk(url: str, clients: int, seconds: float, users: list[str], items: lis
     script = workdir / "serve_load.lua"
     script.write_text(LUA % {"users": ",".join(f'"{u}"' for u in users),
                              "items": ",".join(f'"{i}"' for i in items), "seed": seed})
-    rss: list[float] = []
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.wait(1.0):
-            if server_pid:
-                rss.append(rss_mib(server_pid))
-
-    t = threading.Thread(target=watch, daemon=True)
-    t.start()
-    out = subprocess.run(["wrk", "-t", "2", "-c", str(clients), "-d", f"{int(seconds)}s", "--timeout", "30s",
-                          "-s", str(script), url], capture_output=True, text=True, check=False)
-    done.set()
-    t.join()
+    with rss_samples(server_pid) as rss:
+        out = subprocess.run(["wrk", "-t", "2", "-c", str(clients), "-d", f"{int(seconds)}s", "--timeout", "30s",
+                              "-s", str(script), url], capture_output=True, text=True, check=False)
     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
         raise SystemExit(f"wrk failed ({out.returncode}): {out.stdout[-500:]} {out.stderr[-500:]}")
@@ -210,8 +220,9 @@ def run_open_loop(a, url: str, users: list[str], items: list[str], pid: int | No
     rows = []
     for mix in a.mixes.split(","):
         for rate in (int(x) for x in a.rates.split(",")):
-            r = attack(url, mix, rate, a.seconds, users, items, a.seed, a.home, a.load_cpus,
-                       (lambda: rss_mib(pid)) if pid else None)
+            with rss_samples(pid) as rss:
+                r = attack(url, mix, rate, a.seconds, users, items, a.seed, a.home, a.load_cpus)
+            r["rss_mib"] = [round(x) for x in rss]
             rows.append(r)
             drain(url)  # a saturated level leaves a backlog: let it clear before the next one
             print(f"{mix:6s} {rate:5d}/s: ok {r['ok']} errors {r['errors']} {r['error_codes'] or ''} "

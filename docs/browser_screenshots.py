@@ -43,10 +43,6 @@ def _shoot(chrome: Chromium, path: Path) -> None:
     print(f"saved {path}")
 
 
-def _query(name: str) -> str:
-    return guide.query_text(name)
-
-
 def _guide_params() -> list[str]:
     """The guide's first-slide commands (style and :params), run as an analyst would click them."""
     first = guide.render_guide(0).split("</slide>", 1)[0]
@@ -56,12 +52,12 @@ def _guide_params() -> list[str]:
 
 def _views(server: neo4j_server.LocalNeo4j, user: str, item: str) -> list[tuple[str, list[str], float]]:
     """(file name, commands typed into the editor, seconds to let the frame draw) per picture."""
-    views = [("persona_overview", [_query("browser/persona_overview")], 6),
-             ("persona_graph", [*_guide_params(), _query("browser/persona_graph")], 10),
+    views = [("persona_overview", [guide.query_text("browser/persona_overview")], 6),
+             ("persona_graph", [*_guide_params(), guide.query_text("browser/persona_graph")], 10),
              ("persona_neighbourhood", [f":param user => '{user}'", ":config autoComplete: false",
-                                        _query("browser/persona_neighbourhood")], 10),
+                                        guide.query_text("browser/persona_neighbourhood")], 10),
              ("explain_paths", [f":param user => '{user}'", f":param item => '{item}'",
-                                _query("browser/explain_paths")], 10)]
+                                guide.query_text("browser/explain_paths")], 10)]
     if server.guide_command:
         views.append(("guide", [server.guide_command], 6))
     return views

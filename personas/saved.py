@@ -21,6 +21,11 @@ from .features import UserFeaturizer
 from .workflow import ARRAYS_FILE, CENTRE_FILE, FEATURES_FILE, model_dir
 
 
+def graph_personas_version(store: GraphStore) -> str | None:
+    """The version of the personas written to the graph (None: none written)."""
+    return next((r["version"] for r in store.run("personas_version", read_only=True)), None)
+
+
 def _inductive_encoder(store: GraphStore, settings: Settings):
     """The saved persona model as an :class:`~.inductive.InductivePersonas` (checked against the
     graph's personas), the arrays' item id → index map, and the graph's persona version."""
@@ -32,7 +37,7 @@ def _inductive_encoder(store: GraphStore, settings: Settings):
     model, config = load_model(path)
     if not (path / ARRAYS_FILE).is_file():
         raise ModelError(f"{path}: missing {ARRAYS_FILE}; retrain the personas")
-    written = next((r["version"] for r in store.run("personas_version", read_only=True)), None)
+    written = graph_personas_version(store)
     if written is not None and not str(written).startswith(config["model_hash"]):
         raise ModelError(f"the graph's personas ({written}) were written by another model than "
                          f"{path} ({config['model_hash']}); retrain the personas")

@@ -244,6 +244,7 @@ class Context:
 
 def load_context(store, settings) -> Context:
     from kgrec.kg.artefacts import load_split, read_build_meta
+    from kgrec.personas.saved import graph_personas_version
     from kgrec.recommender.service import Recommender
 
     d = model_dir(settings)
@@ -258,7 +259,7 @@ def load_context(store, settings) -> Context:
     history = known_histories(load_split(settings))
     notes, encoder = [], None
     stored = meta.get("persona_version")
-    written = next((r["version"] for r in store.run("personas_version", read_only=True)), None)
+    written = graph_personas_version(store)
     known = load_known_personas(d / KNOWN_PERSONAS, stored) if written is not None and \
         str(written) == str(stored) else None
     if known is not None:  # the graph's personas are the model's: known users need no persona model
