@@ -143,3 +143,15 @@ def test_demo_graph_never_ranks_a_shared_year_above_a_person_genre_or_entity(fal
                 both += 1
                 assert kinds.index("year") > max(k for k, v in enumerate(kinds) if v == "strong"), (user, item)
     assert both >= 8, f"only {both} pairs had both a shared year and a stronger reason"
+
+
+def test_a_group_that_chose_the_item_no_more_than_everyone_is_no_reason(graph) -> None:
+    """The persona-peer reason is the group's lift over all users; a group as large as the user base
+    (lift 0) is not returned, while the fixture's small group (positive lift) is."""
+    store, split, user, _, target = graph
+    users = sorted(set(split.train["user"].astype(str)))
+    store.upsert_nodes("Persona", [{"key": "p_all", "props": {"size": len(users), "label": "Everyone"}}])
+    store.upsert_relationships("HAS_PERSONA", [{"src": u, "dst": "p_all", "props": {"weight": 0.5}} for u in users])
+    rows = store.run("explain/persona_peers", {"user": user, "item": target}, read_only=True)
+    assert [r["persona"] for r in rows] == ["p0"] and all(r["score"] > 0 for r in rows)
+    assert all(e.score > 0 for e in explain(store, user, target, n=20) if e.kind == "persona_peers")
