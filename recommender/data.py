@@ -20,14 +20,18 @@ recent item is always in the last column.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from kgrec.errors import ConfigError, DataError, ModelError, NotFoundError
+
+if TYPE_CHECKING:  # pandas is imported where frames are read, not by the serving path
+    import pandas as pd
 
 PAD = 0
 DEFAULT_MAX_LEN = 50
@@ -53,7 +57,7 @@ class ItemVocab:
             ids.extend(items["item"].astype(str).tolist())
         for f in frames:
             if f is not None and len(f):
-                ids.extend(pd.unique(f["item"].astype(str)).tolist())
+                ids.extend(f["item"].astype(str).unique().tolist())
         return cls(ids)
 
     def __len__(self) -> int:  # including padding
@@ -304,6 +308,15 @@ def item_counts(train: pd.DataFrame, vocab: ItemVocab) -> np.ndarray:
     return c
 
 
+def _is_frame(x) -> bool:
+    """``isinstance(x, pandas.DataFrame)`` without importing pandas for a non-frame."""
+    if "pandas" not in sys.modules:
+        return False
+    import pandas as pd
+
+    return isinstance(x, pd.DataFrame)
+
+
 def align_item_embeddings(vocab: ItemVocab, item_emb, item_ids: Sequence[str] | None = None) -> np.ndarray:
     """[len(vocab), d] float32 rows aligned to ``vocab`` (padding / missing items = zeros).
 
@@ -311,7 +324,7 @@ def align_item_embeddings(vocab: ItemVocab, item_emb, item_ids: Sequence[str] | 
     array whose rows follow ``item_ids`` (or, without ``item_ids``, the vocabulary's own
     order: ``len(vocab) - 1`` rows for items 1..n, or ``len(vocab)`` rows including padding).
     """
-    if isinstance(item_emb, pd.DataFrame):
+    if _is_frame(item_emb):
         item_ids, item_emb = [str(i) for i in item_emb.index], item_emb.to_numpy()
     if isinstance(item_emb, Mapping):
         keys = list(item_emb)
@@ -347,7 +360,7 @@ def persona_matrix(users: Sequence[str], personas, dim: int | None = None,
     ``personas`` is a ``Mapping[user, vector]``, a DataFrame indexed by user, or an array
     aligned to ``persona_users``.
     """
-    if isinstance(personas, pd.DataFrame):
+    if _is_frame(personas):
         persona_users, personas = [str(u) for u in personas.index], personas.to_numpy()
     if not isinstance(personas, Mapping):
         arr = np.asarray(personas, dtype=np.float32)

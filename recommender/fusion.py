@@ -160,121 +160,182 @@ def parse_buckets(spec: str) -> tuple[tuple[str, int, int | None], ...]:
 
 
 # ---------------------------------------------------------------------------------------- kernel
-def standardise(scores):
-    """Row-wise z-scores over the finite entries (torch); -inf stays -inf."""
-    import torch
-
-    finite = torch.isfinite(scores)
-    z = torch.where(finite, scores, torch.zeros_like(scores))
-    n = finite.sum(1, keepdim=True).clamp_min(1)
-    mu = z.sum(1, keepdim=True) / n
-    var = torch.where(finite, (z - mu) ** 2, torch.zeros_like(z)).sum(1, keepdim=True) / n
-    return torch.where(finite, (z - mu) / (var.sqrt() + 1e-6), torch.full_like(z, -torch.inf))
+# Plain numpy from here on: a part is an encoder (torch) that gives query vectors and an item table,
+# and everything after ``queries @ tables.T`` is arrays, so a known user's cached query (no torch
+# at all) and a batch of evaluation sessions go through the same functions.
+def top_values(x: np.ndarray, k: int) -> np.ndarray:
+    """``[..., k]`` the ``k`` largest entries of the last axis, best first."""
+    part = np.partition(x, x.shape[-1] - k, axis=-1)[..., -k:]
+    return np.flip(np.sort(part, axis=-1), axis=-1)
 
 
-def blend_z(z, weights: Sequence[float]):
+def top_indices(x: np.ndarray, k: int) -> np.ndarray:
+    """``[B, k]`` indices of each row's ``k`` largest entries, best first (ties: lower index first)."""
+    idx = np.argpartition(-x, k - 1, axis=1)[:, :k] if k < x.shape[1] else np.tile(np.arange(x.shape[1]),
+                                                                                   (len(x), 1))
+    order = np.lexsort((idx, -np.take_along_axis(x, idx, 1)), axis=1)
+    return np.take_along_axis(idx, order, 1)
+
+
+def standardise(scores: np.ndarray) -> np.ndarray:
+    """Z-scores over the finite entries of the last axis; -inf stays -inf."""
+    finite = np.isfinite(scores)
+    z = np.where(finite, scores, 0).astype(np.float32)
+    n = np.maximum(finite.sum(-1, keepdims=True), 1)
+    mu = z.sum(-1, keepdims=True) / n
+    var = np.where(finite, (z - mu) ** 2, 0).sum(-1, keepdims=True) / n
+    return np.where(finite, (z - mu) / (np.sqrt(var) + 1e-6), -np.inf).astype(np.float32)
+
+
+def score_parts(queries: Sequence[np.ndarray], tables: Sequence[np.ndarray], seen: np.ndarray | None = None):
+    """[P, B, N] standardised scores ``queries[p] @ tables[p].T``; ``seen`` [B, S] item indices
+    (0 = padding) and the padding column are -inf."""
+    out = []
+    for q, t in zip(queries, tables, strict=True):
+        s = np.ascontiguousarray((t @ np.asarray(q, dtype=np.float32).T).T)  # [N, H] @ [H, B]: BLAS's fast layout
+        if seen is not None:
+            np.put_along_axis(s, np.asarray(seen, dtype=np.int64), -np.inf, axis=1)
+        s[:, 0] = -np.inf
+        out.append(standardise(s))
+    return np.stack(out)
+
+
+def blend_z(z: np.ndarray, weights: Sequence[float]) -> np.ndarray:
     """``sum_p w_p z_p`` over the parts with a weight (z: [P, B, N]); a zero weight is skipped so
     that -inf never meets 0."""
     out = None
     for p, w in enumerate(weights):
         if w > 0:
-            out = z[p] * w if out is None else out + z[p] * w
+            out = z[p] * np.float32(w) if out is None else out + z[p] * np.float32(w)
     return out
 
 
-def _thresholds(z, k: int):
-    """[P, B, k] each part's top-``k`` z-scores, best first."""
-    return z.topk(k, dim=2).values
-
-
-def candidate_mask(z, setting: Setting, k: int, blend, top=None):
-    """[B, N] bool: the candidates of ``setting`` (its shares, then the pool filled in blend order)."""
-    import torch
-
-    top = _thresholds(z, k) if top is None else top
-    chosen = torch.zeros(z.shape[1:], dtype=torch.bool, device=z.device)
-    pool = torch.zeros_like(chosen)
+def candidate_mask(z: np.ndarray, setting: Setting, k: int, blend: np.ndarray, top=None) -> np.ndarray:
+    """[B, N] bool: the candidates of ``setting`` (its shares, then the pool filled in blend order);
+    ``top`` [P, B, k]: each part's top-``k`` z-scores, when already known."""
+    top = top_values(z, k) if top is None else top
+    chosen = np.zeros(z.shape[1:], dtype=bool)
+    pool = np.zeros_like(chosen)
     for p, n in enumerate(setting.counts(k)):
         pool |= z[p] >= top[p, :, k - 1:k]
         if n:
             chosen |= z[p] >= top[p, :, n - 1:n]
-    chosen &= torch.isfinite(blend)
-    need = (k - chosen.sum(1)).clamp_min(0)
-    if int(need.max()) > 0:
-        rest = blend.masked_fill(chosen | ~pool, -torch.inf)
-        order = rest.topk(k, dim=1)
-        take = (torch.arange(k, device=z.device).unsqueeze(0) < need.unsqueeze(1)) & torch.isfinite(order.values)
+    chosen &= np.isfinite(blend)
+    need = np.maximum(k - chosen.sum(1), 0)
+    if need.max(initial=0) > 0:
+        rest = np.where(chosen | ~pool, -np.inf, blend)
+        order = top_indices(rest, k)
+        take = (np.arange(k)[None, :] < need[:, None]) & np.isfinite(np.take_along_axis(rest, order, 1))
         # an index already chosen can come back with a -inf value; keep it chosen
-        chosen.scatter_(1, order.indices, take | chosen.gather(1, order.indices))
+        np.put_along_axis(chosen, order, take | np.take_along_axis(chosen, order, 1), axis=1)
     return chosen
 
 
-def lift_candidates(blend, chosen):
+def lift_candidates(blend: np.ndarray, chosen: np.ndarray) -> np.ndarray:
     """``blend`` with the candidates shifted (per row) just above every other finite item, so one
     score vector gives the whole ranking; the shift keeps float32 precision (no large offset)."""
+    finite = np.isfinite(blend)
+    rest_max = np.where(chosen | ~finite, -np.inf, blend).max(1, keepdims=True)
+    cand_min = np.where(~chosen | ~finite, np.inf, blend).min(1, keepdims=True)
+    with np.errstate(invalid="ignore"):  # inf - inf where a row has no candidate or no rest
+        gap = rest_max - cand_min
+    shift = np.where(np.isfinite(gap) & (gap >= 0), gap + 1.0, 0.0).astype(blend.dtype)
+    return np.where(chosen, blend + shift, blend)
+
+
+def fuse(plan: Plan, z: np.ndarray, prefix_len) -> np.ndarray:
+    """[B, N] full-catalogue scores from the parts' standardised scores ``z`` [P, B, N]: per row,
+    its bucket's setting; candidates (blend, lifted by :func:`lift_candidates`) before the rest
+    (blend); known items -inf."""
+    out = np.empty(z.shape[1:], dtype=np.float32)
+    buckets = plan.bucket_of(np.asarray(prefix_len))
+    k = min(plan.k, z.shape[2] - 1)
+    for b, (label, *_rest) in enumerate(plan.buckets):
+        rows = np.flatnonzero(buckets == b)
+        if not len(rows):
+            continue
+        setting = plan.settings[label]
+        zb = z[:, rows]
+        blend = blend_z(zb, setting.weights)
+        out[rows] = lift_candidates(blend, candidate_mask(zb, setting, k, blend))
+    return out
+
+
+def item_tables(parts: Mapping[str, object]) -> list[np.ndarray]:
+    """Each part's item table as float32 numpy, in :data:`PARTS` order."""
     import torch
 
-    finite = torch.isfinite(blend)
-    rest_max = blend.masked_fill(chosen | ~finite, -torch.inf).max(1, keepdim=True).values
-    cand_min = blend.masked_fill(~chosen | ~finite, torch.inf).min(1, keepdim=True).values
-    gap = rest_max - cand_min
-    shift = torch.where(torch.isfinite(gap) & (gap >= 0), gap + 1.0, torch.zeros_like(gap))
-    return torch.where(chosen, blend + shift, blend)
+    with torch.inference_mode():
+        return [np.ascontiguousarray(parts[name].item_table().detach().float().cpu().numpy()) for name in PARTS]
 
 
 class Kernel:
-    """The trained parts and the :class:`Plan`: ``final_scores`` is the one scoring path."""
+    """The trained parts and the :class:`Plan`: ``final_scores`` is the one scoring path.
 
-    def __init__(self, parts: Mapping[str, object], plan: Plan):
+    ``parts`` is a mapping of the three trained encoders, or a function that loads them (then they
+    are loaded on the first :meth:`queries`); ``tables`` the parts' item tables when they are
+    already known (:func:`item_tables` of the parts otherwise)."""
+
+    def __init__(self, parts: Mapping[str, object] | Callable[[], Mapping[str, object]], plan: Plan,
+                 tables: Sequence[np.ndarray] | None = None):
+        self.plan = plan
+        self._load, self._loaded = (parts, None) if callable(parts) else (None, self._checked(parts))
+        self._tables = None if tables is None else [np.asarray(t, dtype=np.float32) for t in tables]
+
+    @staticmethod
+    def _checked(parts: Mapping[str, object]) -> dict[str, object]:
         missing = [p for p in PARTS if p not in parts]
         if missing:
             raise ConfigError(f"the kernel needs the parts {PARTS}, missing {missing}")
-        self.parts, self.plan = dict(parts), plan
-        self.num_items = parts["sasrec"].num_items
+        return dict(parts)
 
-    def part_scores(self, seqs, persona, seen=None):
-        """[P, B, N] standardised scores of every part; ``seen`` [B, S] (0 = padding) and the padding
-        column are -inf."""
+    @property
+    def parts(self) -> dict[str, object]:
+        if self._loaded is None:
+            self._loaded = self._checked(self._load())
+            self.eval()
+        return self._loaded
+
+    @property
+    def tables(self) -> list[np.ndarray]:
+        if self._tables is None:
+            self._tables = item_tables(self.parts)
+        return self._tables
+
+    @property
+    def num_items(self) -> int:
+        return int(self.tables[0].shape[0])
+
+    def queries(self, seqs, persona) -> list[np.ndarray]:
+        """Each part's [B, H] query vectors for ``seqs`` (torch, [B, L]); the persona part gets
+        ``persona`` ([B, D], or None: the no-persona state)."""
         import torch
 
         out = []
-        for name in PARTS:
-            model = self.parts[name]
-            if name == "persona":
-                s = model.score(seqs, persona) if persona is not None else model.score(seqs)
-            else:
-                s = model.score(seqs)
-            s = s.float().clone()
-            if seen is not None:
-                s.scatter_(1, seen, -torch.inf)
-            s[:, 0] = -torch.inf
-            out.append(standardise(s))
-        return torch.stack(out)
-
-    def final_scores(self, seqs, persona, prefix_len: np.ndarray, seen=None):
-        """[B, N] full-catalogue scores whose order is the pipeline's ranking: candidates (blend,
-        lifted by :func:`lift_candidates`) before the rest (blend); known items -inf."""
-        import torch
-
-        z = self.part_scores(seqs, persona, seen)
-        out = torch.empty(z.shape[1:], dtype=z.dtype, device=z.device)
-        buckets = self.plan.bucket_of(np.asarray(prefix_len))
-        k = min(self.plan.k, z.shape[2] - 1)
-        for b, (label, *_rest) in enumerate(self.plan.buckets):
-            rows = torch.as_tensor(np.flatnonzero(buckets == b), device=z.device)
-            if not len(rows):
-                continue
-            setting = self.plan.settings[label]
-            zb = z[:, rows]
-            blend = blend_z(zb, setting.weights)
-            chosen = candidate_mask(zb, setting, k, blend)
-            out[rows] = lift_candidates(blend, chosen)
+        with torch.inference_mode():
+            for name in PARTS:
+                model = self.parts[name]
+                q = model.query_vectors(seqs, persona) if name == "persona" and persona is not None \
+                    else model.query_vectors(seqs)
+                out.append(q.float().cpu().numpy())
         return out
 
+    def part_scores(self, seqs, persona, seen=None) -> np.ndarray:
+        """[P, B, N] standardised scores of every part (:func:`score_parts`); ``seen`` [B, S]."""
+        return score_parts(self.queries(seqs, persona), self.tables, None if seen is None else _numpy(seen))
+
+    def final_scores(self, seqs, persona, prefix_len: np.ndarray, seen=None) -> np.ndarray:
+        """[B, N] full-catalogue scores whose order is the pipeline's ranking (:func:`fuse`)."""
+        return fuse(self.plan, self.part_scores(seqs, persona, seen), prefix_len)
+
     def eval(self):
-        for m in self.parts.values():
+        for m in (self._loaded or {}).values():
             m.eval()
         return self
+
+
+def _numpy(x) -> np.ndarray:
+    return x.cpu().numpy() if hasattr(x, "cpu") else np.asarray(x)
 
 
 # ------------------------------------------------------------------------- choosing on validation
@@ -290,58 +351,56 @@ class PoolStats:
         return self.sums[metric] / np.maximum(self.n, 1)[None, :]
 
 
-def _target_ranks(z, blend, chosen, targets):
+def _target_ranks(blend: np.ndarray, chosen: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """1-based rank of each target within the candidates (ties count against it); inf outside."""
-    import torch
-
-    t_blend = blend.gather(1, targets.view(-1, 1))
-    inside = chosen.gather(1, targets.view(-1, 1)).squeeze(1) & torch.isfinite(t_blend.squeeze(1))
-    cand_blend = blend.masked_fill(~chosen, -torch.inf)
+    t_blend = np.take_along_axis(blend, targets[:, None], 1)
+    inside = np.take_along_axis(chosen, targets[:, None], 1)[:, 0] & np.isfinite(t_blend[:, 0])
+    cand_blend = np.where(chosen, blend, -np.inf)
     higher = (cand_blend > t_blend).sum(1)
     ties = (cand_blend == t_blend).sum(1) - 1
-    r = (1 + higher + ties).double()
-    return torch.where(inside, r, torch.full_like(r, math.inf))
+    return np.where(inside, (1 + higher + ties).astype(np.float64), np.inf)
 
 
-def _pool_columns(z, targets, k: int):
+def _pool_columns(z: np.ndarray, targets: np.ndarray, k: int):
     """``z`` cut to the pool (every part's top-``k``, deduplicated) plus the target's column, and the
     target's position there: every candidate of every setting is in the pool, so the grid search
     needs no other column (``[P, B, 3k + 1]`` instead of ``[P, B, N]``)."""
-    import torch
-
-    cols = torch.cat([z[p].topk(k, dim=1).indices for p in range(z.shape[0])] + [targets.view(-1, 1)], 1)
-    srt, order = cols.sort(dim=1, stable=True)
-    dup_sorted = torch.zeros_like(srt, dtype=torch.bool)
+    cols = np.concatenate([top_indices(z[p], k) for p in range(z.shape[0])] + [targets[:, None]], 1)
+    order = np.argsort(cols, axis=1, kind="stable")
+    srt = np.take_along_axis(cols, order, 1)
+    dup_sorted = np.zeros(srt.shape, dtype=bool)
     dup_sorted[:, 1:] = srt[:, 1:] == srt[:, :-1]
-    dup = torch.zeros_like(dup_sorted).scatter_(1, order, dup_sorted)
-    local = z.gather(2, cols.unsqueeze(0).expand(z.shape[0], -1, -1)).masked_fill(dup.unsqueeze(0), -torch.inf)
-    at = ((cols == targets.view(-1, 1)) & ~dup).int().argmax(1)
+    dup = np.zeros_like(dup_sorted)
+    np.put_along_axis(dup, order, dup_sorted, axis=1)
+    local = np.take_along_axis(z, np.broadcast_to(cols, (z.shape[0], *cols.shape)), 2)
+    local = np.where(dup[None], -np.inf, local).astype(np.float32)
+    at = ((cols == targets[:, None]) & ~dup).argmax(1)
     return local, at
 
 
 def pool_stats(kernel_parts_scores: Callable, batches, plan_buckets, k: int, grid: Sequence[Setting]) -> PoolStats:
     """Evaluate every setting of ``grid`` on validation batches ``(z [P,B,N], targets, prefix_len)``
     from ``kernel_parts_scores``; z is computed once per batch."""
-    import torch
-
     dummy = Plan(k, tuple(plan_buckets), {})
     nb = len(plan_buckets)
     sums = {m: np.zeros((len(grid), nb)) for m in SELECTION_METRICS}
     n = np.zeros(nb)
     for batch in batches:
         z, targets, prefix_len = kernel_parts_scores(batch)
+        targets = _numpy(targets).astype(np.int64)
         kk = min(k, z.shape[2] - 1)
         bucket = dummy.bucket_of(np.asarray(prefix_len))
         n += np.bincount(bucket, minlength=nb)
-        top = _thresholds(z, kk)
+        top = top_values(z, kk)
         z, targets = _pool_columns(z, targets, kk)
-        bt = torch.as_tensor(bucket)
         for i, setting in enumerate(grid):
             blend = blend_z(z, setting.weights)
-            r = _target_ranks(z, blend, candidate_mask(z, setting, kk, blend, top), targets)
-            for m, val in (("NDCG@10", torch.where(r <= 10, 1.0 / torch.log2(r + 1.0), torch.zeros_like(r))),
-                           ("HR@10", (r <= 10).double()), ("HR@100", (r <= 100).double())):
-                sums[m][i] += torch.zeros(nb, dtype=torch.float64).index_add_(0, bt, val.cpu()).numpy()
+            r = _target_ranks(blend, candidate_mask(z, setting, kk, blend, top), targets)
+            with np.errstate(divide="ignore"):
+                ndcg = np.where(r <= 10, 1.0 / np.log2(r + 1.0), 0.0)
+            for m, val in (("NDCG@10", ndcg), ("HR@10", (r <= 10).astype(np.float64)),
+                           ("HR@100", (r <= 100).astype(np.float64))):
+                sums[m][i] += np.bincount(bucket, weights=val, minlength=nb)
     return PoolStats(list(grid), n, sums)
 
 

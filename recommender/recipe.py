@@ -308,15 +308,12 @@ def example_batches(prep: Prepared, examples: D.EvalExamples, source: str, *, ba
 
 def kernel_batches(prep: Prepared, parts: Mapping[str, Any], examples: D.EvalExamples, source: str, *,
                    batch_size: int = 512, device: str = "cpu"):
-    """Yield ``(z [P, B, N], targets, prefix_len)`` of the kernel's parts on ``examples``."""
-    import torch
-
+    """Yield ``(z [P, B, N], targets, prefix_len)`` (numpy) of the kernel's parts on ``examples``."""
     from kgrec.recommender.fusion import Kernel, Plan
 
     kernel = Kernel(parts, Plan(1, (), {})).eval()
     for sl, seqs, p, seen in example_batches(prep, examples, source, batch_size=batch_size, device=device):
-        yield kernel.part_scores(seqs, p, seen), torch.as_tensor(examples.targets[sl], device=device), \
-            examples.prefix_len[sl]
+        yield kernel.part_scores(seqs, p, seen), np.asarray(examples.targets[sl]), examples.prefix_len[sl]
 
 
 def fit_plan(prep: Prepared, parts: Mapping[str, Any], source: str, *, k: int = 100, device: str = "cpu",
@@ -341,7 +338,7 @@ def evaluate_kernel(prep: Prepared, kernel, examples: D.EvalExamples, source: st
     acc = RankingAccumulator(kernel.num_items, prep.head)
     for sl, seqs, p, seen in example_batches(prep, examples, source, batch_size=batch_size, device=device):
         scores = kernel.final_scores(seqs, p, examples.prefix_len[sl], seen)
-        acc.update(scores.cpu(), torch.as_tensor(examples.targets[sl]), None, examples.prefix_len[sl])
+        acc.update(torch.from_numpy(scores), torch.as_tensor(examples.targets[sl]), None, examples.prefix_len[sl])
     return acc.compute(), acc.breakdown()
 
 

@@ -133,8 +133,7 @@ class PersonaRetriever(nn.Module):
         """[B, H] (or [B, L, H]) user vectors after persona fusion (``table``: cached item table)."""
         seqs = seqs[:, -self.max_len:]
         b = seqs.shape[0]
-        table = self.item_table() if table is None else table
-        x = F.embedding(seqs, table)
+        x = F.embedding(seqs, self.base) + self.residual(seqs) if table is None else F.embedding(seqs, table)
         keep = (seqs != 0).float()
         p = None
         if self.fusion != "none":

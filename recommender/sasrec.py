@@ -181,10 +181,10 @@ class SASRec(nn.Module):
         self.sampler.set_item_counts(counts)
 
     def hidden_states(self, seqs: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
-        """[B, L, H] causal states (position t has seen items 0..t)."""
+        """[B, L, H] causal states (position t has seen items 0..t); without ``table`` only the
+        session's rows of the item table are computed."""
         seqs = self._crop(seqs)
-        table = self.items.weight() if table is None else table
-        x = F.embedding(seqs, table)
+        x = self.items.rows(seqs) if table is None else F.embedding(seqs, table)
         keep = (seqs != 0).float()
         return self.encoder(x, attention_mask(seqs, self.encoder.num_heads), keep)
 
@@ -199,11 +199,18 @@ class SASRec(nn.Module):
         logits[..., 0] = -torch.inf
         return logits
 
+    def item_table(self) -> torch.Tensor:
+        """[num_items, H]: :meth:`score` is ``query_vectors(seqs) @ item_table().T`` (column 0 = -inf)."""
+        return self.items.weight()
+
+    def query_vectors(self, seqs: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, H] the last position's state (``table``: a cached :meth:`item_table`)."""
+        return self.hidden_states(seqs, table)[:, -1]
+
     def score(self, seqs: torch.Tensor) -> torch.Tensor:
         """[B, num_items] next-item scores from the last position."""
-        table = self.items.weight()
-        h = self.hidden_states(seqs, table)[:, -1]
-        return self._mask_pad(h @ table.T)
+        table = self.item_table()
+        return self._mask_pad(self.query_vectors(seqs, table) @ table.T)
 
     def score_candidates(self, seqs: torch.Tensor, cand: torch.Tensor,
                          table: torch.Tensor | None = None) -> torch.Tensor:
@@ -323,12 +330,18 @@ class PersonaSASRec(nn.Module):
             has = has & (torch.rand(has.shape, device=device) >= self.persona_dropout)
         return torch.where(has, self.proj(persona), torch.zeros((), device=device))
 
+    def item_table(self) -> torch.Tensor:
+        return self.sasrec.item_table()
+
+    def query_vectors(self, seqs: torch.Tensor, persona: torch.Tensor | None = None,
+                      table: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, H] SASRec's last state plus the persona residual."""
+        return self.sasrec.query_vectors(seqs, table) + self.residual(persona, len(seqs), seqs.device)
+
     def score(self, seqs: torch.Tensor, persona: torch.Tensor | None = None) -> torch.Tensor:
         """[B, num_items] next-item scores (column 0 = -inf)."""
-        seqs = self.sasrec._crop(seqs)
-        table = self.sasrec.items.weight()
-        h = self.sasrec.hidden_states(seqs, table)[:, -1] + self.residual(persona, len(seqs), seqs.device)
-        return self.sasrec._mask_pad(h @ table.T)
+        table = self.item_table()
+        return self.sasrec._mask_pad(self.query_vectors(seqs, persona, table) @ table.T)
 
     def training_loss(self, seqs: torch.Tensor, targets: torch.Tensor, persona: torch.Tensor | None = None,
                       generator: torch.Generator | None = None, **_: object) -> torch.Tensor:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,12 +32,11 @@ import numpy as np
 
 from kgrec.errors import ConfigError, ModelError, NotFoundError
 from kgrec.progress import NullProgress
-from kgrec.recommender.recipe import DEFAULT_FUSIONS
 from kgrec.settings import apply_torch_threads
 
 MODEL_SUBDIR = "recommender"
 TRAIN_META = "train.json"
-KNOWN_PERSONAS = "known_personas.npz"  # the persona of every known user's past, saved at training
+KNOWN_USERS = "known_users.npz"  # every known user's past, its persona and query, saved at training
 NO_PERSONAS = "no personas in the graph; run `kgrec train personas` first"
 
 
@@ -109,13 +108,13 @@ def model_dir(settings) -> Path:
 
 
 def train(store, settings, *, epochs: int = 50, seed: int | None = None, device: str = "cpu", progress=None,
-          fusions: Sequence[str] = DEFAULT_FUSIONS, k: int = 100, max_len: int = 50,
+          fusions: Sequence[str] | None = None, k: int = 100, max_len: int = 50,
           sasrec_kwargs=None, retriever_kwargs=None, fit_kwargs=None, buckets: str | None = None) -> Path:
     """Train the production :class:`Recommender` with :func:`kgrec.recommender.recipe.train_pipeline`
     under the ``session`` protocol (the product's task) and save it; returns the model directory."""
-    from kgrec.recommender.recipe import check_fusions, prepare, train_pipeline
+    from kgrec.recommender.recipe import DEFAULT_FUSIONS, check_fusions, prepare, train_pipeline
 
-    fusions = check_fusions(fusions)
+    fusions = check_fusions(DEFAULT_FUSIONS if fusions is None else fusions)
     cut = plan_buckets(buckets)
     progress = progress or NullProgress()
     apply_torch_threads(settings)
@@ -153,7 +152,8 @@ def save_pipeline(settings, inp: Inputs, prep, tp, *, k: int, epochs: int, devic
     from kgrec.recommender.service import Recommender
 
     parts = {"sasrec": tp.sasrec.cpu(), "session": tp.session.cpu(), "persona": tp.persona_model.cpu()}
-    out = Recommender(prep.vocab, parts, tp.plan).save(model_dir(settings))
+    model = Recommender(prep.vocab, parts, tp.plan)
+    out = model.save(model_dir(settings))
     meta = {"fingerprint": inp.fingerprint, "persona_version": inp.persona_version, "protocol": "session",
             "fusion": tp.fusion, "fusion_valid_NDCG@10": tp.fusion_valid, "sasrec_valid_NDCG@10": tp.sasrec_valid,
             "session_valid_NDCG@10": tp.session_valid, "persona_part": tp.persona_part,
@@ -163,7 +163,7 @@ def save_pipeline(settings, inp: Inputs, prep, tp, *, k: int, epochs: int, devic
             "train_seconds": round(seconds, 2),
             "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (out / TRAIN_META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    save_known_personas(out / KNOWN_PERSONAS, inp.personas, known_histories(inp.split), progress)
+    KnownUsers.build(model, inp.personas, known_histories(inp.split), progress).save(out / KNOWN_USERS)
     return out
 
 
@@ -177,25 +177,69 @@ def known_histories(split) -> dict[str, list[str]]:
     return history
 
 
-def save_known_personas(path: Path, encoder, history: dict[str, list[str]], progress=None) -> None:
-    """The persona of every known user's whole past (``encoder.encode``, as :meth:`Context.persona_of`
-    computes it one by one), with the persona version, so that serving a known user needs neither
-    the persona model nor torch_geometric."""
-    users = sorted(history)
-    z = encoder.encode(users, [history[u] for u in users], progress=progress)
-    np.savez(path, users=np.asarray(users, dtype=str), z=z.astype(np.float32),
-             version=np.asarray("" if encoder.version is None else str(encoder.version)))
+class KnownUsers(Mapping):
+    """Every known user's train + valid past, for one persona ``version``, saved at training so that
+    serving a known user reads no split, no persona model and (with an empty session) no torch:
 
+    * as a mapping, user -> their past item ids in time order (:func:`known_histories`);
+    * :meth:`persona` -- the persona of that past (``encoder.encode``, as a test example gets it);
+    * :meth:`query` -- the recommender's persona-part query for an empty session with that persona
+      (:meth:`~kgrec.recommender.service.Recommender.persona_queries`).
+    """
 
-def load_known_personas(path: Path, version: str | None) -> dict[str, np.ndarray] | None:
-    """:func:`save_known_personas`'s table when it belongs to persona ``version``, else None."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            if version is None or str(f["version"]) != str(version):
-                return None
-            return dict(zip(f["users"].tolist(), np.asarray(f["z"], dtype=np.float32)))
-    except (OSError, KeyError, ValueError):
-        return None
+    def __init__(self, users, z, queries, ptr, items, item_ids: Sequence[str], version: str):
+        self.users = [str(u) for u in users]
+        self.index = {u: i for i, u in enumerate(self.users)}
+        self.z, self.queries = np.asarray(z, dtype=np.float32), np.asarray(queries, dtype=np.float32)
+        self.ptr, self.items, self.item_ids, self.version = np.asarray(ptr), np.asarray(items), item_ids, version
+
+    @classmethod
+    def build(cls, model, encoder, history: Mapping[str, Sequence[str]], progress=None) -> KnownUsers:
+        users = sorted(history)
+        z = np.asarray(encoder.encode(users, [history[u] for u in users], progress=progress), dtype=np.float32)
+        idx = [model.vocab.encode(history[u]) for u in users]
+        ptr = np.concatenate([[0], np.cumsum([len(i) for i in idx])]).astype(np.int64)
+        items = np.concatenate(idx).astype(np.int32) if idx else np.zeros(0, np.int32)
+        return cls(users, z, model.persona_queries(z), ptr, items, model.vocab.ids,
+                   "" if encoder.version is None else str(encoder.version))
+
+    def save(self, path: Path) -> None:
+        np.savez(path, users=np.asarray(self.users, dtype=str), z=self.z, queries=self.queries, ptr=self.ptr,
+                 items=self.items, version=np.asarray(self.version))
+
+    @classmethod
+    def load(cls, path: Path, version: str | None, item_ids: Sequence[str]) -> KnownUsers | None:
+        """The saved table when it belongs to persona ``version`` (and this vocabulary), else None."""
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                if version is None or str(f["version"]) != str(version):
+                    return None
+                known = cls(f["users"].tolist(), f["z"], f["queries"], f["ptr"], f["items"], item_ids,
+                            str(f["version"]))
+        except (OSError, KeyError, ValueError):
+            return None
+        return known if known.items.size == 0 or int(known.items.max()) < len(item_ids) else None
+
+    def __getitem__(self, user: str) -> list[str]:
+        i = self.index[user]
+        return [self.item_ids[j] for j in self.items[self.ptr[i]:self.ptr[i + 1]].tolist()]
+
+    def __iter__(self):
+        return iter(self.users)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def __contains__(self, user) -> bool:
+        return user in self.index
+
+    def persona(self, user: str) -> np.ndarray | None:
+        i = self.index.get(user)
+        return None if i is None else self.z[i]
+
+    def query(self, user: str) -> np.ndarray | None:
+        i = self.index.get(user)
+        return None if i is None else self.queries[i]
 
 
 class LazyPastEncoder:
@@ -218,13 +262,13 @@ class Context:
 
     model: Any
     meta: dict
-    history: dict[str, list[str]]  # user -> train + valid item ids in time order
+    history: Mapping[str, Sequence[str]]  # user -> train + valid item ids in time order (KnownUsers or a dict)
     encoder: Any = None  # PastEncoder (None: personas unavailable, recommend without)
     notes: list[str] = field(default_factory=list)
     # in-memory snapshots (``kgrec serve``): the known users, item -> title; None reads the store
     users: set[str] | None = None
     titles: dict[str, str | None] | None = None
-    personas: dict[str, np.ndarray] = field(default_factory=dict)  # user -> persona of their past (table + cache)
+    personas: dict[str, np.ndarray] = field(default_factory=dict)  # user -> persona of their past, encoded here
 
     def snapshot(self, store) -> Context:
         """Load the user ids and titles (one stream each) and return self."""
@@ -233,17 +277,31 @@ class Context:
         self.titles = dict(zip(items.ids, items.properties["title"]))
         return self
 
+    @property
+    def known(self) -> KnownUsers | None:
+        return self.history if isinstance(self.history, KnownUsers) else None
+
     def persona_of(self, user: str) -> np.ndarray | None:
         """The persona of ``user``'s whole known past (train + valid), as a test example gets it."""
         if self.encoder is None:
             return None
+        if self.known is not None and user in self.known:
+            return self.known.persona(user)
         if user not in self.personas:
             self.personas[user] = self.encoder.encode([user], [self.history.get(user, [])])[0]
         return self.personas[user]
 
+    def query_of(self, user: str) -> np.ndarray | None:
+        """The persona part's cached empty-session query for ``user`` (None: compute it)."""
+        return self.known.query(user) if self.known is not None and self.encoder is not None else None
+
 
 def load_context(store, settings) -> Context:
-    from kgrec.kg.artefacts import load_split, read_build_meta
+    """The trained recommender and what serving needs. While the graph's personas are the ones the
+    model was trained with, every known user comes from :class:`KnownUsers` (no split, no persona
+    model, no weights for an empty session); otherwise the split is read and the persona model
+    encodes each user's past."""
+    from kgrec.kg.artefacts import read_build_meta
     from kgrec.personas.saved import graph_personas_version
     from kgrec.recommender.service import Recommender
 
@@ -255,24 +313,24 @@ def load_context(store, settings) -> Context:
     if build.get("fingerprint") and build["fingerprint"] != meta.get("fingerprint"):
         raise ModelError(f"the recommender in {d} was trained on another build; retrain it "
                          "(`kgrec train recommender`)")
-    apply_torch_threads(settings)  # recommend() computes with this process's torch
-    history = known_histories(load_split(settings))
+    model = Recommender.load(d, before_weights=lambda: apply_torch_threads(settings))
     notes, encoder = [], None
     stored = meta.get("persona_version")
     written = graph_personas_version(store)
-    known = load_known_personas(d / KNOWN_PERSONAS, stored) if written is not None and \
+    known = KnownUsers.load(d / KNOWN_USERS, stored, model.vocab.ids) if written is not None and \
         str(written) == str(stored) else None
     if known is not None:  # the graph's personas are the model's: known users need no persona model
-        encoder = LazyPastEncoder(lambda: past_encoder(store, settings), str(written))
-    else:
-        try:
-            encoder = past_encoder(store, settings)
-        except ModelError as e:
-            notes.append(f"recommending without personas: {e}")
+        return Context(model, meta, known, LazyPastEncoder(lambda: past_encoder(store, settings), str(written)))
+    from kgrec.kg.artefacts import load_split
+
+    try:
+        encoder = past_encoder(store, settings)
+    except ModelError as e:
+        notes.append(f"recommending without personas: {e}")
     if encoder is not None and stored is not None and encoder.version is not None and encoder.version != stored:
         notes.append(f"persona version {encoder.version} differs from the one the model was trained with "
                      f"({stored}); retrain the recommender")
-    return Context(Recommender.load(d), meta, history, encoder, notes, personas=known or {})
+    return Context(model, meta, known_histories(load_split(settings)), encoder, notes)
 
 
 def _check_user(store, ctx: Context, user: str) -> None:
@@ -319,7 +377,8 @@ def recommend(store, settings, *, user: str | None = None, session: Sequence[str
     else:
         notes.append("anonymous session: no past, so no persona (the model's no-persona state)")
     known = ctx.history.get(user, []) if user is not None else []
-    top = model.recommend(persona, session, k=k, exclude_seen=exclude_seen, known_items=known)
+    top = model.recommend(persona, session, k=k, exclude_seen=exclude_seen, known_items=known,
+                          persona_query=ctx.query_of(user) if user is not None else None)
     titles = ctx.titles or {}
     if top and ctx.titles is None:
         titles = {r["id"]: r["title"] for r in

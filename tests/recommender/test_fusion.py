@@ -16,6 +16,7 @@ from kgrec.recommender.fusion import (
     default_grid,
     lift_candidates,
     parse_buckets,
+    top_indices,
 )
 from kgrec.recommender.protocols import PREFIX_BUCKETS
 from kgrec.recommender.recipe import evaluate_kernel, fit_plan, prepare, train_pipeline
@@ -73,10 +74,8 @@ def test_evaluation_and_serving_rank_one_example_alike(trained):
     for i in np.flatnonzero(prep.test.prefix_len == 2)[:3].tolist() + [0]:
         seq = torch.as_tensor(prep.test.seqs[i:i + 1])
         seen = torch.as_tensor(prep.test.seen_matrix(slice(i, i + 1)))
-        with torch.inference_mode():
-            final = tp.kernel().final_scores(seq, torch.as_tensor(persona[i:i + 1]), prep.test.prefix_len[i:i + 1],
-                                             seen)[0]
-        want = prep.vocab.decode(final.topk(10).indices.tolist())
+        final = tp.kernel().final_scores(seq, torch.as_tensor(persona[i:i + 1]), prep.test.prefix_len[i:i + 1], seen)
+        want = prep.vocab.decode(top_indices(final, 10)[0].tolist())
         session = prep.vocab.decode(prep.test.seqs[i][prep.test.seqs[i] != 0])
         known = prep.vocab.decode(prep.test.seen(i))
         got = rec.recommend(persona[i], session, k=10, exclude_seen=True, known_items=known)
@@ -84,22 +83,26 @@ def test_evaluation_and_serving_rank_one_example_alike(trained):
 
 
 def test_candidates_fill_the_pool_and_lift_above_the_rest():
-    g = torch.Generator().manual_seed(0)
-    z = torch.randn(3, 4, 40, generator=g)
-    z[:, :, 0] = -torch.inf
+    z = np.random.default_rng(0).normal(size=(3, 4, 40)).astype(np.float32)
+    z[:, :, 0] = -np.inf
     s = Setting((0.5, 0.25, 0.25), (0.5, 0.0, 0.5))
     blend = 0.5 * z[0] + 0.25 * z[1] + 0.25 * z[2]
     chosen = candidate_mask(z, s, 10, blend)
     assert (chosen.sum(1) == 10).all() and not chosen[:, 0].any()
-    top5 = z[0].topk(5, dim=1).indices
-    assert chosen.gather(1, top5).all()  # each part's share is in
+    assert np.take_along_axis(chosen, top_indices(z[0], 5), 1).all()  # each part's share is in
     final = lift_candidates(blend, chosen)
-    worst_cand = final.masked_fill(~chosen, torch.inf).min(1).values
-    best_rest = final.masked_fill(chosen | ~torch.isfinite(final), -torch.inf).max(1).values
+    worst_cand = np.where(chosen, final, np.inf).min(1)
+    best_rest = np.where(chosen | ~np.isfinite(final), -np.inf, final).max(1)
     assert (worst_cand > best_rest).all()
     # inside the candidates, the blend order is kept
-    order = final.argsort(1, descending=True)[:, :10]
-    assert torch.equal(order, blend.masked_fill(~chosen, -torch.inf).argsort(1, descending=True)[:, :10])
+    assert np.array_equal(top_indices(final, 10), top_indices(np.where(chosen, blend, -np.inf), 10))
+
+
+def test_top_indices_agree_with_torch_topk_and_break_ties_by_index():
+    x = np.random.default_rng(1).normal(size=(5, 300)).astype(np.float32)
+    assert np.array_equal(top_indices(x, 17), torch.as_tensor(x).topk(17, dim=1).indices.numpy())
+    tied = np.array([[1.0, 3.0, 3.0, -np.inf, 3.0, 2.0]], dtype=np.float32)
+    assert top_indices(tied, 4).tolist() == [[1, 2, 4, 5]] and top_indices(tied, 6)[0, -1] == 3
 
 
 def test_settings_buckets_and_plans_validate():

@@ -57,8 +57,9 @@ def test_train_recommend_write(store, settings) -> None:
     assert len(recs) == 5 and recs.persona_source == "past"
     # the persona served is the one a test example of this user gets: that of train + valid, read
     # from the table saved at training (the persona model is not loaded for a known user)
-    assert (path / W.KNOWN_PERSONAS).is_file() and isinstance(ctx.encoder, W.LazyPastEncoder)
-    assert ctx.encoder._encoder is None and set(ctx.history) <= set(ctx.personas)
+    assert (path / W.KNOWN_USERS).is_file() and isinstance(ctx.encoder, W.LazyPastEncoder)
+    assert ctx.encoder._encoder is None and isinstance(ctx.history, W.KnownUsers)
+    assert dict(ctx.history) == W.known_histories(load_split(settings))
     np.testing.assert_allclose(ctx.persona_of(user), inp.personas.encode([user], [ctx.history[user]])[0],
                                rtol=1e-5, atol=1e-6)
     assert [r.rank for r in recs] == [1, 2, 3, 4, 5]
@@ -69,20 +70,26 @@ def test_train_recommend_write(store, settings) -> None:
     # without a context the model is loaded from disk: same answer
     assert [r.item for r in W.recommend(store, settings, user=user, k=5)] == [r.item for r in recs]
     # without the table, the persona model encodes the past on the spot: the same ranking
-    (path / W.KNOWN_PERSONAS).rename(path / "moved.npz")
+    (path / W.KNOWN_USERS).rename(path / "moved.npz")
     eager = W.load_context(store, settings)
     assert not isinstance(eager.encoder, W.LazyPastEncoder) and not eager.personas
     assert [r.item for r in W.recommend(store, settings, user=user, k=5, context=eager)] == [r.item for r in recs]
-    (path / "moved.npz").rename(path / W.KNOWN_PERSONAS)
-    # a known user is served without the persona model: torch_geometric is never imported
+    (path / "moved.npz").rename(path / W.KNOWN_USERS)
+    # a known user's new session is served from the saved queries: neither torch nor pandas (nor
+    # torch_geometric) is imported (the neo4j driver imports pandas itself, so pandas is checked on
+    # FalkorDB only); with items in the session torch is, torch_geometric still not
     probe = ("import sys\nfrom kgrec.kg.store import open_store\nfrom kgrec.recommender import workflow as W\n"
              "from kgrec.settings import Settings\ns = Settings()\nstore = open_store(s)\n"
-             f"recs = W.recommend(store, s, user={user!r}, k=5)\nstore.close()\n"
-             "print('ITEMS', [r.item for r in recs], 'torch_geometric' in sys.modules)")
+             f"recs = W.recommend(store, s, user={user!r}, k=5)\n"
+             "print('ITEMS', [r.item for r in recs], ['torch' in sys.modules, 'pandas' in sys.modules and "
+             "'neo4j' not in sys.modules])\n"
+             f"W.recommend(store, s, user={user!r}, session={ctx.history[user][-2:]!r}, k=5)\nstore.close()\n"
+             "print('SESSION', [m in sys.modules for m in ('torch', 'torch_geometric')])")
     env = {**os.environ, "KGREC_HOME": str(settings.home), "KGREC_GRAPH_NAME": settings.graph_name,
            **({"KGREC_GRAPH_URI": settings.graph_uri} if settings.graph_uri else {})}
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
-    assert out.stdout.strip().splitlines()[-1] == f"ITEMS {[r.item for r in recs]!r} False", out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-2:] == [f"ITEMS {[r.item for r in recs]!r} [False, False]",
+                                                     "SESSION [True, False]"], out.stderr[-2000:]
 
     with pytest.raises(NotFoundError, match="no-such-user"):
         W.recommend(store, settings, user="no-such-user", k=5, context=ctx)
