@@ -236,7 +236,7 @@ def recommend(
     if user is None and not session:
         raise ConfigError("give --user ID, or --session ITEM (repeatable) for an anonymous session")
     settings = _settings(home=home, graph_uri=graph)
-    with _store(settings) as store:
+    with _store(settings, preload="torch" if session else None) as store:  # a session runs the encoders
         recs = run(store, settings, user=user, session=list(session or []), k=k, write=write, run_id=run_id)
     if as_json:
         typer.echo(json.dumps({"user": recs.user, "persona_source": recs.persona_source, "notes": recs.notes,
