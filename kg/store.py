@@ -137,17 +137,36 @@ class GraphStore(ABC):
                      progress: Progress | None = None) -> int:
         """MERGE nodes by key. Each row: ``{"key": ..., "props": {...}}``. Idempotent."""
         label = schema.check_label(label)
-        stmt = self.cypher.one("upsert_nodes", label=label, key=schema.key_of(label))
-        return self._unwind(stmt, (_checked_key(label, r) for r in rows), batch_size, progress)
+        return self._upsert("upsert_nodes", "n", (_checked_key(label, r) for r in rows), batch_size, progress,
+                            label=label, key=schema.key_of(label))
 
     def upsert_relationships(self, rel_type: str, rows: Iterable[dict[str, Any]], *,
                              batch_size: int | None = None, progress: Progress | None = None) -> int:
         """MERGE relationships between existing nodes. Each row: ``{"src", "dst", "props"}``."""
         rel_type = schema.check_rel_type(rel_type)
         src, dst = schema.REL_ENDPOINTS[rel_type]
-        stmt = self.cypher.one("upsert_relationships", rel_type=rel_type, src_label=src, dst_label=dst,
-                               src_key=schema.key_of(src), dst_key=schema.key_of(dst))
-        return self._unwind(stmt, rows, batch_size, progress)
+        return self._upsert("upsert_relationships", "r", rows, batch_size, progress, rel_type=rel_type,
+                            src_label=src, dst_label=dst, src_key=schema.key_of(src), dst_key=schema.key_of(dst))
+
+    def _upsert(self, name: str, var: str, rows: Iterable[dict[str, Any]], batch_size: int | None,
+                progress: Progress | None, **template: str) -> int:
+        """Run upsert statement ``name`` per batch, once per run of consecutive rows with the same
+        property keys (so rows still apply in order): ``{{set_clause}}`` gets static assignments of
+        those keys to ``var``, for the backends whose file uses it (Neo4j plans ``SET x += row.props``
+        with an Eager step). A missing key is left alone and a ``None`` value removes the property,
+        as with ``+=``."""
+        from itertools import groupby
+
+        n = 0
+        for batch in batched(rows, batch_size or self.settings.batch_size):
+            for keys, run in groupby(batch, key=lambda r: tuple(sorted(r.get("props") or {}))):
+                sets = ", ".join(f"{var}.{k} = row.props.{k}" for k in map(schema.check_property, keys))
+                self.execute(self.cypher.one(name, set_clause=f"SET {sets}" if sets else "", **template),
+                             {"rows": list(run)})
+            n += len(batch)
+            if progress:
+                progress(len(batch))
+        return n
 
     def _unwind(self, stmt: str, rows: Iterable[dict[str, Any]], batch_size: int | None,
                 progress: Progress | None, params: dict[str, Any] | None = None) -> int:
@@ -235,7 +254,9 @@ class GraphStore(ABC):
             raise ConfigError(f"{label}.{prop} is not a vector property")
         if len(ids) != len(vectors):
             raise ConfigError(f"{len(ids)} ids but {len(vectors)} vectors")
-        stmt = self.cypher.one("write_vectors", label=label, key=schema.key_of(label), prop=prop)
+        sets = ", ".join(f"n.{k} = $extra.{k}" for k in map(schema.check_property, sorted(extra or {})))
+        stmt = self.cypher.one("write_vectors", label=label, key=schema.key_of(label), prop=prop,
+                               set_clause=f"SET {sets}" if sets else "")  # static keys: see _upsert
         vecs = np.asarray(vectors, dtype=np.float32)
         rows = ({"id": i, "v": v.tolist()} for i, v in zip(ids, vecs))
         return self._unwind(stmt, rows, batch_size, progress, {"extra": extra or {}})

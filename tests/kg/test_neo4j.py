@@ -155,3 +155,57 @@ def test_wrong_java_says_which_is_needed(tmp_path, monkeypatch) -> None:
     with pytest.raises(StoreUnavailable, match="Java 17 is not installed"):
         neo4j_server.start(tmp_path / "neo4j")
     assert not Path(tmp_path / "neo4j" / "server.json").exists()
+
+
+#: statements whose Eager Neo4j plans for any DELETE of a relationship reached by an expansion (it
+#: protects the iteration); each deletes one user's or one item's few edges per row, not a load
+EAGER_DELETES = {"recommended_clear", "recommended_clear_many", "dbpedia_delete_stale_same_as"}
+
+
+def _write_statements(store):
+    """(name, template) of every write statement the store runs, with the templates the store fills."""
+    from kgrec.kg import schema
+
+    for label, key in schema.NODE_KEYS.items():
+        yield "upsert_nodes", {"label": label, "key": key, "set_clause": "SET n.title = row.props.title"}
+        for prop in schema.VECTOR_PROPERTIES.get(label, ()):
+            yield "write_vectors", {"label": label, "key": key, "prop": prop,
+                                    "set_clause": "SET n.persona_version = $extra.persona_version"}
+    for rel, (a, b) in schema.REL_ENDPOINTS.items():
+        yield "upsert_relationships", {"rel_type": rel, "src_label": a, "dst_label": b, "src_key": schema.key_of(a),
+                                       "dst_key": schema.key_of(b), "set_clause": "SET r.weight = row.props.weight"}
+        yield "delete_relationships", {"rel_type": rel}
+        yield "delete_relationships_where", {"rel_type": rel, "prop": "run"}
+    for name in ("personas_delete", "personas_size_labels", "clear", *sorted(EAGER_DELETES)):
+        yield name, {}
+
+
+def _operators(store, statement: str) -> list[str]:
+    with store._driver.session() as session:
+        plan = session.run("EXPLAIN " + statement).consume().plan
+    out = []
+
+    def walk(p) -> None:
+        out.append(p["operatorType"].split("@")[0])
+        for c in p.get("children", []):
+            walk(c)
+
+    walk(plan)
+    return out
+
+
+def test_no_write_statement_plans_an_eager_step(neo4j_store) -> None:
+    """Every statement that writes (upserts, vector writes, deletes) is EXPLAINed on the real Neo4j:
+    an Eager operator (the whole batch materialised before any write) fails it, except the small
+    deletes Neo4j always plans one for; the shared `SET x += row.props` would plan one (asserted)."""
+    neo4j_store.ensure_schema()
+    checked, eager = 0, []
+    for name, template in _write_statements(neo4j_store):
+        for stmt in neo4j_store.cypher.statements(name, **template):
+            checked += 1
+            if "Eager" in _operators(neo4j_store, stmt) and name not in EAGER_DELETES:
+                eager.append((name, template.get("label") or template.get("rel_type")))
+    assert checked > 40 and not eager, eager
+    dynamic = neo4j_store.cypher.one("upsert_nodes", label="Item", key="id", set_clause="SET n += row.props")
+    assert "Eager" in _operators(neo4j_store, dynamic)  # why the twin sets static keys
+

@@ -208,3 +208,17 @@ def test_interrupted_start_stops_the_server(tmp_path, monkeypatch) -> None:
         falkordb_server.start(tmp_path)
     assert len(started) == 1 and started[0].poll() is not None  # the real server was stopped
     assert not (tmp_path / "falkordb" / falkordb_server.STATE_FILE).exists()
+
+
+def test_upserts_set_static_keys_with_the_semantics_of_a_map_merge(store) -> None:
+    """Rows with different property keys in one batch: a missing key is left alone, None removes
+    the property, later rows win (the statement runs per run of rows with the same keys)."""
+    store.ensure_schema()
+    store.upsert_nodes("Item", [{"key": "a", "props": {"title": "A", "year": 1990}},
+                                      {"key": "b", "props": {"title": "B"}}])
+    store.upsert_nodes("Item", [{"key": "a", "props": {"title": "A2"}}, {"key": "b", "props": {"year": None}},
+                                      {"key": "a", "props": {"title": "A3", "year": 1991}}, {"key": "c", "props": {}}])
+    rows = store.execute("MATCH (i:Item) RETURN i.id AS id, i.title AS title, i.year AS year ORDER BY id",
+                               read_only=True)
+    assert rows == [{"id": "a", "title": "A3", "year": 1991}, {"id": "b", "title": "B", "year": None},
+                    {"id": "c", "title": None, "year": None}]
