@@ -101,13 +101,17 @@ class FalkorDBStore(GraphStore):
 
     def create_vector_index(self, label: str, prop: str, dim: int) -> None:
         label, prop, dim = schema.check_vector_index(label, prop, dim)
+        s = self.settings
+        want = {"dimension": dim, "M": s.falkordb_hnsw_m, "efConstruction": s.falkordb_hnsw_ef_construction,
+                "efRuntime": s.falkordb_hnsw_ef_runtime}
         for r in self.execute("CALL db.indexes()"):
             if r["label"] == label and "VECTOR" in (r["types"].get(prop) or []):
-                dims = (r["options"].get(prop) or {}).get("dimension")
-                if dims == dim:
+                have = r["options"].get(prop) or {}
+                if all(have.get(k) == v for k, v in want.items()):
                     return
-                self._graph.drop_node_vector_index(label, prop)
-        self.run("create_vector_index", label=label, prop=prop, dim=str(dim))
+                self._graph.drop_node_vector_index(label, prop)  # another dimension or HNSW setting
+        self.run("create_vector_index", label=label, prop=prop, dim=str(dim), m=str(want["M"]),
+                 ef_construction=str(want["efConstruction"]), ef_runtime=str(want["efRuntime"]))
 
     def _vector_index_ready(self, label: str, prop: str) -> bool:
         for r in self.execute("CALL db.indexes()"):

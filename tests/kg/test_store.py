@@ -222,3 +222,23 @@ def test_upserts_set_static_keys_with_the_semantics_of_a_map_merge(store) -> Non
                                read_only=True)
     assert rows == [{"id": "a", "title": "A3", "year": 1991}, {"id": "b", "title": "B", "year": None},
                     {"id": "c", "title": None, "year": None}]
+
+
+def test_falkordb_vector_index_takes_the_hnsw_settings_and_is_rebuilt_when_they_change(falkordb_store) -> None:
+    """FalkorDB's efRuntime default (10) misses a query's own item; the settings' value is used,
+    and an index built with other settings is dropped and built again."""
+    store = falkordb_store
+    store.ensure_schema()
+    ids = [f"i{i}" for i in range(20)]
+    store.upsert_nodes("Item", ({"key": i, "props": {}} for i in ids))
+    store.write_vectors("Item", "emb", ids, np.random.default_rng(0).normal(size=(20, 8)))
+
+    def options() -> dict:
+        return next(dict(r["options"]["emb"]) for r in store.execute("CALL db.indexes()") if r["label"] == "Item")
+
+    store.create_vector_index("Item", "emb", 8)
+    assert options()["efRuntime"] == store.settings.falkordb_hnsw_ef_runtime == 50
+    store.settings.falkordb_hnsw_ef_runtime = 20
+    store.create_vector_index("Item", "emb", 8)
+    assert options()["efRuntime"] == 20 and options()["M"] == store.settings.falkordb_hnsw_m
+    assert store.knn("Item", "emb", np.ones(8), 3)
