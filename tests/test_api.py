@@ -26,21 +26,24 @@ SMALL = {"max_len": 12, "sasrec_kwargs": {"hidden": 16, "num_blocks": 1}, "retri
 PERSONAS = {"epochs": 3, "hidden": 16, "patience": 3, "k": 3, "seed": 0}
 
 
-def _env(home: Path) -> dict[str, str]:
-    return os.environ | {"KGREC_HOME": str(home), "HF_HUB_OFFLINE": "1", "KGREC_TORCH_THREADS": "1"}
+def _env(home: Path, settings: Settings | None = None) -> dict[str, str]:
+    uri = {"KGREC_GRAPH_URI": settings.graph_uri} if settings is not None and settings.graph_uri else {}
+    return os.environ | {"KGREC_HOME": str(home), "HF_HUB_OFFLINE": "1", "KGREC_TORCH_THREADS": "1"} | uri
 
 
-def trained_home(home: Path, shared_cache: Path) -> Settings:
-    """ml-mini graph (seeded 384-d item vectors), HDGI personas, a small recommender."""
+def trained_home(home: Path, shared_cache: Path, settings: Settings | None = None) -> Settings:
+    """ml-mini graph (seeded 384-d item vectors), HDGI personas, a small recommender; ``settings``
+    name another store (the session's Neo4j), else the home gets its own embedded FalkorDB."""
     import torch
 
     from kgrec.personas.workflow import train_personas
     from kgrec.recommender import workflow as W
 
     torch.set_num_threads(1)
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "cache").symlink_to(shared_cache, target_is_directory=True)
-    settings = Settings(home=home)
+    if settings is None:
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "cache").symlink_to(shared_cache, target_is_directory=True)
+        settings = Settings(home=home)
     with open_store(settings) as store:
         build(store, settings, BuildOptions(kind="movielens", data=FIXTURE, k_core=3, embeddings=False))
         items = [r["id"] for r in store.execute("MATCH (i:Item) RETURN i.id AS id ORDER BY id")]
@@ -52,13 +55,20 @@ def trained_home(home: Path, shared_cache: Path) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, shared_cache):
-    home = tmp_path_factory.mktemp("serve-home")
-    settings = trained_home(home, shared_cache)
+def served(module_backend, request, embedded_home, tmp_path_factory, shared_cache, make_backend_settings):
+    """`kgrec serve` on a trained home, once per backend: on FalkorDB the home's own embedded server
+    (the last test kills it), on Neo4j the session's cleared database."""
+    if module_backend == "neo4j":
+        home = tmp_path_factory.mktemp("serve-neo4j") / "home"
+        settings = trained_home(home, shared_cache, make_backend_settings(
+            module_backend, request, embedded_home, shared_cache, home))
+    else:
+        home = tmp_path_factory.mktemp("serve-home")
+        settings = trained_home(home, shared_cache)
     port = free_port()
     log = (home / "serve.log").open("w")  # a file, not a pipe nobody reads (a full pipe blocks the server)
     proc = subprocess.Popen([sys.executable, "-m", "kgrec.cli", "serve", "--port", str(port), "--access-log"],
-                            env=_env(home), stdout=log, stderr=subprocess.STDOUT, text=True)
+                            env=_env(home, settings), stdout=log, stderr=subprocess.STDOUT, text=True)
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     deadline = time.monotonic() + 120
     while True:
@@ -75,16 +85,18 @@ def served(tmp_path_factory, shared_cache):
         users = sorted(r["id"] for r in store.execute(
             "MATCH (u:User) WHERE u.persona IS NOT NULL RETURN u.id AS id", read_only=True))
         items = sorted(r["id"] for r in store.execute("MATCH (i:Item) RETURN i.id AS id", read_only=True))
-    yield {"client": client, "proc": proc, "home": home, "settings": settings, "users": users, "items": items}
+    yield {"client": client, "proc": proc, "home": home, "settings": settings, "users": users, "items": items,
+           "backend": module_backend}
     client.close()
     proc.send_signal(signal.SIGINT)
     try:
         proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
         proc.kill()  # it released no lease: stop the home's server here, or it is orphaned
-        from kgrec.kg import falkordb_server
+        if module_backend == "falkordb":
+            from kgrec.kg import falkordb_server
 
-        falkordb_server.unpin(home)
+            falkordb_server.unpin(home)
     log.close()
     assert "Traceback" not in (home / "serve.log").read_text()
 
@@ -121,7 +133,8 @@ def test_the_http_answer_is_the_cli_answer(served) -> None:
     """One recommend path: the CLI (fresh process, store round trips) and the snapshot agree."""
     user = served["users"][1]
     out = subprocess.run([sys.executable, "-m", "kgrec.cli", "recommend", "--user", user, "-k", "5", "--json"],
-                         env=_env(served["home"]), capture_output=True, text=True, timeout=300, check=False)
+                         env=_env(served["home"], served["settings"]), capture_output=True, text=True, timeout=300,
+                         check=False)
     assert out.returncode == 0, out.stderr
     import json
 
@@ -238,7 +251,7 @@ def test_serving_while_train_personas_rewrites_vectors_and_reload(served) -> Non
         train = subprocess.run(
             [sys.executable, "-m", "kgrec.cli", "train", "personas", "--epochs", "3", "--hidden", "16",
              "--patience", "3", "-k", "3", "--seed", "1"],
-            env=_env(home), capture_output=True, text=True, timeout=600, check=False)
+            env=_env(home, served["settings"]), capture_output=True, text=True, timeout=600, check=False)
         assert train.returncode == 0, train.stderr[-2000:]
         during = len(codes)
         reload = c.post("/reload")
@@ -321,6 +334,9 @@ def test_fuzz_openapi_with_schemathesis(served) -> None:
 def test_store_down_is_503_not_a_traceback(served) -> None:
     """Last in the module: kill the home's database under the running service."""
     import json
+
+    if served["backend"] == "neo4j":
+        pytest.skip("it kills the database; on Neo4j that is the session's shared server")
 
     state = json.loads((served["home"] / "falkordb" / "server.json").read_text())
     os.kill(state["pid"], signal.SIGKILL)
