@@ -147,6 +147,41 @@ class Metrics:
 
 
 # --- app ----------------------------------------------------------------------------------------
+class Measure:
+    """Request count and latency per route (a plain ASGI middleware: Starlette's ``@app.middleware``
+    wraps every response in a stream of its own, which cost more than the known-user answer)."""
+
+    def __init__(self, app, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0, status = time.perf_counter(), 500
+
+        async def sent(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sent)
+        finally:  # the router has put the matched route into the shared scope by now
+            name = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.latency.labels(name).observe(time.perf_counter() - t0)
+            self.metrics.requests.labels(scope["method"], name, str(status)).inc()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (``sched_getaffinity``; ``cpu_count`` where it is missing)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def create_app(settings: Any = None) -> FastAPI:
     """The app over ``settings`` (default: from the environment, as ``kgrec serve`` workers do)."""
     from kgrec.settings import Settings
@@ -155,8 +190,9 @@ def create_app(settings: Any = None) -> FastAPI:
     metrics = Metrics()
     state: dict[str, Any] = {}
     # model work is CPU-bound and holds the GIL for much of a request: it runs on one dedicated
-    # thread per core (more threads only thrash, and each grows its own malloc arena)
-    compute = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="kgrec-model")
+    # thread per core this process may use (its CPU affinity: a server pinned with taskset or a
+    # cpuset gets fewer; more threads only thrash, and each grows its own malloc arena)
+    compute = ThreadPoolExecutor(max_workers=usable_cores(), thread_name_prefix="kgrec-model")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -187,18 +223,7 @@ def create_app(settings: Any = None) -> FastAPI:
     app = FastAPI(title="kgrec", version="0.1.0", lifespan=lifespan,
                   description="Persona-driven session recommendations over a knowledge graph.")
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next):
-        t0 = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            name = getattr(request.scope.get("route"), "path", "unmatched")
-            metrics.latency.labels(name).observe(time.perf_counter() - t0)
-            metrics.requests.labels(request.method, name, str(status)).inc()
+    app.add_middleware(Measure, metrics=metrics)
 
     def error(request: Request, status: int, kind: str, message: str, detail: list | None = None):
         route = getattr(request.scope.get("route"), "path", "unmatched")
