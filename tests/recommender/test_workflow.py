@@ -18,6 +18,7 @@ from kgrec.errors import ConfigError, ModelError, NotFoundError
 from kgrec.kg.build import BuildOptions, build, load_split
 from kgrec.recommender import workflow as W
 from kgrec.recommender.evaluate import MODEL_NAMES
+from kgrec.recommender.known_users import KnownUsers, known_histories
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ml-mini"
 SMALL = {"max_len": 12, "sasrec_kwargs": {"hidden": 16, "num_blocks": 1},
@@ -58,8 +59,8 @@ def test_train_recommend_write(store, settings) -> None:
     # the persona served is the one a test example of this user gets: that of train + valid, read
     # from the table saved at training (the persona model is not loaded for a known user)
     assert (path / W.KNOWN_USERS).is_file() and isinstance(ctx.encoder, W.LazyPastEncoder)
-    assert ctx.encoder._encoder is None and isinstance(ctx.history, W.KnownUsers)
-    assert dict(ctx.history) == W.known_histories(load_split(settings))
+    assert ctx.encoder._encoder is None and isinstance(ctx.history, KnownUsers)
+    assert dict(ctx.history) == known_histories(load_split(settings))
     np.testing.assert_allclose(ctx.persona_of(user), inp.personas.encode([user], [ctx.history[user]])[0],
                                rtol=1e-5, atol=1e-6)
     assert [r.rank for r in recs] == [1, 2, 3, 4, 5]
