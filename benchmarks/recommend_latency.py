@@ -70,8 +70,9 @@ def batch_recommend(store, ctx, users: list[str], k: int) -> list:
     m = ctx.model
     empty = m.empty_queries
     queries = [np.tile(q, (len(users), 1)) for q in empty[:-1]]
-    queries.append(np.stack([ctx.query_of(u) if ctx.query_of(u) is not None else
-                             m.persona_queries(ctx.persona_of(u)[None])[0] for u in users]))
+    cached = [ctx.query_of(u) for u in users]
+    queries.append(np.stack([q if q is not None else m.persona_queries(ctx.persona_of(u)[None])[0]
+                             for u, q in zip(users, cached, strict=True)]))
     seen = pad_left([m.vocab.encode(ctx.history.get(u, [])) for u in users], 2000)
     top = top_indices(m.final_scores(queries, np.zeros(len(users), dtype=np.int64), seen), k)
     ids = sorted({m.vocab.ids[i] for i in top.flatten().tolist()})

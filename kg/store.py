@@ -12,6 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any, Self
 
 import numpy as np
@@ -155,13 +156,10 @@ class GraphStore(ABC):
         those keys to ``var``, for the backends whose file uses it (Neo4j plans ``SET x += row.props``
         with an Eager step). A missing key is left alone and a ``None`` value removes the property,
         as with ``+=``."""
-        from itertools import groupby
-
         n = 0
         for batch in batched(rows, batch_size or self.settings.batch_size):
             for keys, run in groupby(batch, key=lambda r: tuple(sorted(r.get("props") or {}))):
-                sets = ", ".join(f"{var}.{k} = row.props.{k}" for k in map(schema.check_property, keys))
-                self.execute(self.cypher.one(name, set_clause=f"SET {sets}" if sets else "", **template),
+                self.execute(self.cypher.one(name, set_clause=set_clause(var, "row.props", keys), **template),
                              {"rows": list(run)})
             n += len(batch)
             if progress:
@@ -254,9 +252,8 @@ class GraphStore(ABC):
             raise ConfigError(f"{label}.{prop} is not a vector property")
         if len(ids) != len(vectors):
             raise ConfigError(f"{len(ids)} ids but {len(vectors)} vectors")
-        sets = ", ".join(f"n.{k} = $extra.{k}" for k in map(schema.check_property, sorted(extra or {})))
         stmt = self.cypher.one("write_vectors", label=label, key=schema.key_of(label), prop=prop,
-                               set_clause=f"SET {sets}" if sets else "")  # static keys: see _upsert
+                               set_clause=set_clause("n", "$extra", sorted(extra or {})))  # static keys: see _upsert
         vecs = np.asarray(vectors, dtype=np.float32)
         rows = ({"id": i, "v": v.tolist()} for i, v in zip(ids, vecs))
         return self._unwind(stmt, rows, batch_size, progress, {"extra": extra or {}})
@@ -277,6 +274,12 @@ class GraphStore(ABC):
     def clear(self) -> None:
         """Delete everything (tests and `build --fresh`)."""
         self.run("clear")
+
+
+def set_clause(var: str, source: str, keys: Iterable[str]) -> str:
+    """``SET var.k = source.k, ...`` for allow-checked property ``keys`` (empty: no clause)."""
+    sets = ", ".join(f"{var}.{k} = {source}.{k}" for k in map(schema.check_property, keys))
+    return f"SET {sets}" if sets else ""
 
 
 def redact_uri(uri: str) -> str:

@@ -219,7 +219,7 @@ class Context:
 
     def query_of(self, user: str) -> np.ndarray | None:
         """The persona part's cached empty-session query for ``user`` (None: compute it)."""
-        return self.known.query(user) if self.known is not None and self.encoder is not None else None
+        return self.known.query(user) if self.known is not None else None  # a table comes with an encoder
 
 
 def load_context(store, settings) -> Context:
