@@ -320,7 +320,8 @@ def fit_plan(prep: Prepared, parts: Mapping[str, Any], source: str, *, k: int = 
              buckets=PREFIX_BUCKETS, metric: str = "NDCG@10", grid=None):
     """The per-bucket fusion :class:`~kgrec.recommender.fusion.Plan` on the **validation** examples
     (and the whole validation table of the grid)."""
-    from kgrec.recommender.fusion import choose_plan, default_grid, pool_stats, settings_table
+    from kgrec.recommender.fusion import default_grid
+    from kgrec.recommender.fusion_search import choose_plan, pool_stats, settings_table
 
     grid = default_grid() if grid is None else list(grid)
     stats = pool_stats(lambda b: b, kernel_batches(prep, parts, prep.valid, source, device=device), buckets, k, grid)
