@@ -54,6 +54,11 @@ def build(
         help="sentence-transformers name or path (default: offline all-MiniLM-L6-v2)")] = None,
     strict: Annotated[bool, typer.Option(help="Fail on the first malformed line")] = False,
     fresh: Annotated[bool, typer.Option(help="Clear the graph first (replace another build)")] = False,
+    bulk: Annotated[bool, typer.Option(
+        help="First load with neo4j-admin database import: writes the rows as CSV files under "
+        "$KGREC_HOME/neo4j/import, stops the local Neo4j, replaces its database with the import, restarts it "
+        "(same ports), then adds the constraints and the embeddings. Only for the local Neo4j that "
+        "`kgrec neo4j start` runs for this home, and only into an empty database or with --fresh")] = False,
     dbpedia: Annotated[bool | None, typer.Option(
         "--dbpedia/--no-dbpedia", help="Link items to DBpedia (default: on when an endpoint or mapping is given)")]
     = None,
@@ -70,8 +75,12 @@ def build(
     settings = _settings(home=home, graph_uri=graph)
     options = BuildOptions(kind=dataset, data=data, k_core=k_core, session_gap_s=session_gap * 3600,
                            session_len=session_len, embeddings=embeddings, embedding_model=embedding_model,
-                           strict=strict, fresh=fresh).validate()
+                           strict=strict, fresh=fresh, bulk=bulk).validate()
     request = LinkRequest(mapping=mapping, sparql=sparql, sparql_data=sparql_data)
+    if bulk:  # refuse FalkorDB or a remote Neo4j before a store is opened
+        from kgrec.kg.bulk_import import local_server
+
+        local_server(settings)
     with _store(settings) as store:
         summary, linked = build_graph(store, settings, options, progress=RichProgress(),
                                       link=request if request.wanted(settings, dbpedia) else None)
@@ -86,6 +95,9 @@ def build(
     if summary.malformed:
         con.print(f"[yellow]{summary.malformed} malformed lines skipped[/], first: "
                   + "; ".join(summary.malformed_examples))
+    if "bulk import" in summary.seconds:
+        con.print(f"bulk import: {summary.seconds['bulk import']:.1f}s, stop and restart included "
+                  f"(neo4j-admin {summary.seconds['bulk import (neo4j-admin)']:.1f}s)")
     if summary.embedded:
         con.print(f"embeddings: {summary.embedded} items ({summary.embeddings_from_cache} from cache)")
     _print_counts(summary.counts)
@@ -153,6 +165,11 @@ def train_personas(
     = Features.mean_cf,
     cf_dim: Annotated[int, typer.Option(min=1, help="Width of the collaborative block")] = 64,
     batch_size: Annotated[int | None, typer.Option(help="Mini-batch of users (default: full batch)")] = None,
+    sampled: Annotated[bool, typer.Option(
+        help="Neo4j: train and embed on GDS samples (gds.graph.sample.rwr) of --batch-size users each, so the "
+             "client's memory follows the batch, not the graph; needs --features mean; writes no persona groups")]
+    = False,
+    nodes_per_user: Annotated[int, typer.Option(min=1, help="--sampled: sample size per batch user")] = 20,
     groups: Annotated[int | None, typer.Option("--groups", "-k", help="Persona groups (default: silhouette)")]
     = None,
     max_neighbors: Annotated[int, typer.Option(min=1, help="Cap on meta-path neighbours per user")] = 20,
@@ -178,7 +195,8 @@ def train_personas(
         summary = run(store, settings, encoder=encoder, epochs=epochs, metapaths=names, hidden=hidden, lr=lr,
                       patience=patience, features=features, cf_dim=cf_dim, batch_size=batch_size, k=groups, max_neighbors=max_neighbors,
                       var_weight=var_weight, cov_weight=cov_weight, reg_normalize=reg_normalize,
-                      device=device, seed=seed, progress=RichProgress())
+                      sampled=sampled, nodes_per_user=nodes_per_user, device=device, seed=seed,
+                      progress=RichProgress())
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), indent=2, default=str))
         return

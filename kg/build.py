@@ -1,15 +1,18 @@
 """``kgrec build``: data files → canonical tables → split → the knowledge graph.
 
 Every write is an idempotent MERGE, so a second build, or a build re-run after being
-killed half-way, ends with the same counts as one clean build.
+killed half-way, ends with the same counts as one clean build. ``bulk`` (``kgrec build --bulk``)
+writes the same rows as CSV files instead and loads them with ``neo4j-admin database import``
+into the home's local Neo4j (:mod:`kgrec.kg.bulk_import`): a first load, into an empty database.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kgrec.errors import ConfigError, DataError
 from kgrec.kg import graph_rows
@@ -22,7 +25,7 @@ from kgrec.kg.artefacts import (
     split_dir,
     write_build_meta,
 )
-from kgrec.kg.store import GraphStore
+from kgrec.kg.store import GraphStore, Progress
 from kgrec.progress import NullProgress, ProgressReporter
 from kgrec.settings import Settings
 
@@ -41,6 +44,8 @@ class BuildOptions:
     embedding_model: str | None = None
     strict: bool = False
     fresh: bool = False
+    #: load through neo4j-admin import into the home's local Neo4j (empty, or replaced with fresh)
+    bulk: bool = False
 
     def validate(self) -> BuildOptions:
         """Fail fast, before a database is opened, on options that cannot work."""
@@ -79,14 +84,20 @@ def build(store: GraphStore, settings: Settings, options: BuildOptions,
     (and the data set's own knowledge graph, and the item embeddings, when there are)."""
     options.validate()
     progress = progress or NullProgress()
+    server = None
+    if options.bulk:  # refused before anything is loaded: not the local Neo4j, or not empty
+        from kgrec.kg.bulk_import import check_target
+
+        server = check_target(store, settings, fresh=options.fresh)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     ds, split = load_and_split(options, progress, timings)
     _replace_or_refuse(store, settings, options, split.fingerprint(), progress)
     save_split(settings, split)
-    written = write_graph(store, split, settings, progress, timings)
-    known = {str(i) for i in split.items["item"]}
-    skipped = write_item_graph(store, ds.graph, known, progress, written) if ds.graph is not None else {}
+    if server is None:
+        written, skipped = write_merged(store, ds, split, progress, timings)
+    else:
+        written, skipped = write_bulk(store, server, ds, split, progress, timings)
     embedded = cached = 0
     drop_item_embeddings(settings)
     if options.embeddings:
@@ -135,13 +146,59 @@ def _replace_or_refuse(store: GraphStore, settings: Settings, options: BuildOpti
         raise ConfigError(
             f"{store.uri} already holds a different build ({meta.get('dataset')} from {meta.get('data')}); "
             "rerun with --fresh to replace it")
-    if options.fresh:
+    if options.fresh and not options.bulk:  # the import replaces the database anyway
         with progress.stage("clear the graph") as advance:
             store.clear()
             advance(1)
 
 
-def write_item_graph(store: GraphStore, graph: Any, known: set[str], progress: ProgressReporter,
+class RowSink(Protocol):
+    """Where the build's rows go: the store (MERGE) or :class:`kgrec.kg.bulk_import.ImportWriter`."""
+
+    def upsert_nodes(self, label: str, rows: Iterable[dict[str, Any]], *, batch_size: int | None = None,
+                     progress: Progress | None = None) -> int: ...
+
+    def upsert_relationships(self, rel_type: str, rows: Iterable[dict[str, Any]], *,
+                             batch_size: int | None = None, progress: Progress | None = None) -> int: ...
+
+
+def write_merged(store: GraphStore, ds: Any, split: Any, progress: ProgressReporter,
+                 timings: dict[str, float]) -> tuple[dict[str, int], dict[str, int]]:
+    """The MERGE path: constraints first, then every row upserted; (written per label/type,
+    data set KG relations left out)."""
+    t = time.perf_counter()
+    store.ensure_schema()
+    timings["schema"] = time.perf_counter() - t
+    written = write_graph(store, split, progress, timings)
+    known = {str(i) for i in split.items["item"]}
+    skipped = write_item_graph(store, ds.graph, known, progress, written) if ds.graph is not None else {}
+    return written, skipped
+
+
+def write_bulk(store: GraphStore, server: Any, ds: Any, split: Any, progress: ProgressReporter,
+               timings: dict[str, float]) -> tuple[dict[str, int], dict[str, int]]:
+    """The bulk path: the same rows into CSV files (``nodes``/``relationships`` timings), then
+    stop → ``neo4j-admin database import full`` → restart (``bulk import``), then the constraints."""
+    from kgrec.kg import bulk_import
+
+    with bulk_import.ImportWriter(bulk_import.import_dir(server)) as writer:
+        written = write_graph(writer, split, progress, timings)
+        known = {str(i) for i in split.items["item"]}
+        skipped = write_item_graph(writer, ds.graph, known, progress, written) if ds.graph is not None else {}
+    for rel_type, n in sorted(writer.dangling.items()):
+        progress.note(f"{n:,} {rel_type} rows name a node that is not in the graph: left out, as MERGE does")
+    t = time.perf_counter()
+    run = bulk_import.import_files(server, writer, progress)
+    timings["bulk import"] = time.perf_counter() - t
+    for step, seconds in run.seconds.items():  # stop, neo4j-admin, start
+        timings[f"bulk import ({step})"] = seconds
+    t = time.perf_counter()
+    store.ensure_schema()
+    timings["schema"] = time.perf_counter() - t
+    return written, skipped
+
+
+def write_item_graph(store: RowSink, graph: Any, known: set[str], progress: ProgressReporter,
                      written: dict[str, int]) -> dict[str, int]:
     """The data set's own knowledge graph (RecBole ``.link``/``.kg``): ``Entity`` nodes,
     ``SAME_AS`` and typed facts under the allow-list; returns the relations left out."""
@@ -155,14 +212,10 @@ def write_item_graph(store: GraphStore, graph: Any, known: set[str], progress: P
     return dict(graph.skipped)
 
 
-def write_graph(store: GraphStore, split: Any, settings: Settings, progress: ProgressReporter,
+def write_graph(store: RowSink, split: Any, progress: ProgressReporter,
                 timings: dict[str, float]) -> dict[str, int]:
-    """Schema first, then nodes, then relationships, all from the training split."""
+    """Nodes, then relationships, all from the training split (the schema is the caller's)."""
     written: dict[str, int] = {}
-    t = time.perf_counter()
-    store.ensure_schema()
-    timings["schema"] = time.perf_counter() - t
-
     records = graph_rows.item_records(split.items)
     known_items = {str(r["item"]) for r in records}
     users = sorted(split.train["user"].astype(str).unique())

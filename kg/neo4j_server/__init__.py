@@ -53,6 +53,9 @@ class LocalNeo4j:
     pid: int
     #: the loopback server of the Browser guide and style (kg/neo4j_server/guide.py)
     guide_port: int | None = None
+    #: the JVM heap and page cache it was started with (None: a server.json from before they were kept)
+    heap: str | None = None
+    pagecache: str | None = None
 
     @property
     def bolt_uri(self) -> str:
@@ -202,7 +205,7 @@ def find_running(home: Path) -> LocalNeo4j | None:
     try:
         s = json.loads(path.read_text())
         server = LocalNeo4j(home, int(s["bolt_port"]), int(s["http_port"]), int(s["pid"]),
-                            s.get("guide_port"))
+                            s.get("guide_port"), s.get("heap"), s.get("pagecache"))
     except (ValueError, KeyError, OSError):
         return None
     return server if server.alive() else None
@@ -281,7 +284,7 @@ def start(home: Path, *, bolt_port: int | None = None, http_port: int | None = N
     with open(log_path, "ab") as logf:
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=env, start_new_session=True)
-    server = LocalNeo4j(home, bolt_port, http_port, proc.pid, guide_port)
+    server = LocalNeo4j(home, bolt_port, http_port, proc.pid, guide_port, heap, pagecache)
     try:
         _wait_bolt(proc, server.bolt_uri, password, log_path, timeout_s)
     except BaseException:
@@ -290,7 +293,8 @@ def start(home: Path, *, bolt_port: int | None = None, http_port: int | None = N
         raise
     guide.start(home, guide_port, http_port)
     _write_private(home / STATE_FILE, json.dumps(
-        {"bolt_port": bolt_port, "http_port": http_port, "pid": proc.pid, "guide_port": guide_port}))
+        {"bolt_port": bolt_port, "http_port": http_port, "pid": proc.pid, "guide_port": guide_port,
+         "heap": heap, "pagecache": pagecache}))
     return server
 
 
