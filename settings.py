@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     neo4j_database: str | None = Field(
         default=None, description="Neo4j database (default: the server's default; Community has only neo4j)"
     )
+    gds_arrow: bool = Field(
+        default=True, description="Neo4j GDS: stream projections over Arrow Flight where the server offers it "
+        "(Enterprise, Aura); off, or on OpenGDS, the graphdatascience client falls back to Cypher")
     falkordb_password: SecretStr | None = Field(
         default=None, description="Password of a remote FalkorDB (falkordb://)"
     )

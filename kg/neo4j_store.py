@@ -13,18 +13,18 @@ from its 0600 password file.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from kgrec.errors import ConfigError, StoreError, StoreUnavailable
 from kgrec.kg import schema
-from kgrec.kg.store import GraphStore, NodeArrays, Projection, RelArrays
+from kgrec.kg.neo4j_gds import GdsProjections
+from kgrec.kg.store import GraphStore, Projection
 from kgrec.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,8 @@ class Neo4jStore(GraphStore):
             self._driver.close()
             raise
         self._gds_version: str | None = None
+        self._auth = (settings.neo4j_user, password)
+        self._gds: GdsProjections | None = None
 
     def _check_version(self) -> tuple[str, str]:
         row = self.run("server_version", read_only=True)[0]
@@ -196,62 +198,63 @@ class Neo4jStore(GraphStore):
     def stream_projection(self, node_properties: dict[str, Sequence[str]],
                           rel_properties: dict[str, Sequence[str]]) -> Projection:
         """Project the typed subgraph with ``gds.graph.project``, stream node properties and
-        relationships back (keys joined with ``gds.util.asNode``), and drop the in-memory graph
-        whatever happens (a failed step, Ctrl-C, SIGTERM). GDS projects numeric (and numeric
-        array) properties only; a label without requested properties streams its keys by Cypher."""
+        relationships back through the ``graphdatascience`` client (Arrow where the server has
+        it, else Cypher: :mod:`kgrec.kg.neo4j_gds`), and drop the in-memory graph whatever
+        happens (a failed step, Ctrl-C, SIGTERM). GDS projects numeric (and numeric array)
+        properties only."""
+        nodes_in, rels_in = self._checked_spec(node_properties, rel_properties)
+        with self.gds.projected(self.projection_name(), nodes_in, rels_in) as graph:
+            return self.gds.stream(graph, nodes_in, rels_in)
+
+    def sampled_projections(self, node_properties: dict[str, Sequence[str]],
+                            rel_properties: dict[str, Sequence[str]], batches: Iterable[Sequence[str]], *,
+                            seed_label: str = "User", nodes_per_seed: int = 20, restart_probability: float = 0.8,
+                            seed: int = 0) -> Iterator[Projection]:
+        """Project the typed subgraph once (undirected), then per batch of seed keys a
+        ``gds.graph.sample.rwr`` subgraph of about ``len(batch) * nodes_per_seed`` nodes, streamed
+        and dropped before the next: the client holds one sample at a time, whatever the graph's
+        size. The projection is dropped when the iteration ends or is abandoned."""
+        nodes_in, rels_in = self._checked_spec(node_properties, rel_properties)
+        with self.gds.projected(self.projection_name(), nodes_in, rels_in, orientation="UNDIRECTED") as graph:
+            total = max(int(graph.node_count()), 1)
+            for b, keys in enumerate(batches):
+                ratio = len(keys) * nodes_per_seed / total
+                with self.gds.sampled(graph, f"{graph.name()}-s{b}", keys, seed_label, sampling_ratio=ratio,
+                                      restart_probability=restart_probability, seed=seed + b) as sample:
+                    yield self.gds.stream_sample(sample, nodes_in, rels_in)
+
+    @staticmethod
+    def _checked_spec(node_properties: dict[str, Sequence[str]], rel_properties: dict[str, Sequence[str]],
+                      ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
         nodes_in = {schema.check_label(lb): [schema.check_property(p) for p in ps]
                     for lb, ps in node_properties.items()}
         rels_in = {schema.check_rel_type(t): [schema.check_property(p) for p in ps]
                    for t, ps in rel_properties.items()}
+        return nodes_in, rels_in
+
+    def projection_name(self) -> str:
+        """A fresh in-memory graph name (``kgrec-proj-<host>-<pid>-<random>``), after checking
+        the GDS version and dropping what killed runs of this host left."""
         self.gds_version()
         self.drop_stale_projections()
-        name = f"{GRAPH_PREFIX}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        node_spec = {lb: {"label": lb, "properties": ps} for lb, ps in nodes_in.items()}
-        rel_spec = {t: {"type": t, "orientation": "NATURAL", "properties": ps} for t, ps in rels_in.items()}
-        try:
-            try:
-                self.run("gds_project", {"graph_name": name, "node_spec": node_spec, "rel_spec": rel_spec})
-            except StoreError as e:
-                wanted = {lb: ps for lb, ps in nodes_in.items() if ps}
-                raise StoreError(f"GDS could not project {sorted(nodes_in)} / {sorted(rels_in)} with the "
-                                 f"node properties {wanted} (each must exist and be numeric or a numeric "
-                                 f"array): {str(e).splitlines()[0]}") from e
-            nodes = {lb: self._stream_gds_nodes(name, lb, ps) for lb, ps in nodes_in.items()}
-            rels = {t: self._stream_gds_rels(name, t, ps) for t, ps in rels_in.items()}
-            return Projection(nodes, rels)
-        finally:
-            try:
-                self.run("gds_drop", {"graph_name": name})
-            except StoreError as e:  # never hide the original error; a later run cleans up
-                log.warning("could not drop the in-memory graph %s: %s", name, e)
+        return f"{GRAPH_PREFIX}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
-    def _stream_gds_nodes(self, graph_name: str, label: str, props: list[str]) -> NodeArrays:
-        if not props:
-            return self.stream_nodes(label)
-        rows = self.run("gds_node_properties", {"graph_name": graph_name, "props": props, "label": label},
-                        read_only=True, key=schema.key_of(label))
-        values: dict[str, dict[str, Any]] = {}
-        for r in rows:
-            v = r["value"]
-            values.setdefault(r["id"], {})[r["prop"]] = None if isinstance(v, float) and math.isnan(v) else v
-        ids = sorted(values)
-        return NodeArrays(label, ids, {p: [values[k].get(p) for k in ids] for p in props})
+    @property
+    def gds(self) -> GdsProjections:
+        """The graphdatascience client on this store's driver (made on first use)."""
+        if self._gds is None:
+            self._gds = GdsProjections(self, self._auth, self.settings.gds_arrow)
+        return self._gds
 
-    def _stream_gds_rels(self, graph_name: str, rel_type: str, props: list[str]) -> RelArrays:
-        src_label, dst_label = schema.REL_ENDPOINTS[rel_type]
-        keys = {"src_key": schema.key_of(src_label), "dst_key": schema.key_of(dst_label)}
-        params = {"graph_name": graph_name, "rel_type": rel_type, "props": props}
-        if not props:
-            rows = self.run("gds_relationships", params, read_only=True, **keys)
-            return RelArrays(rel_type, [r["src"] for r in rows], [r["dst"] for r in rows], {})
-        # one row per (relationship, property): pivot on the endpoint pair (kgrec MERGEs one
-        # relationship of a type per pair, so the pair identifies it)
-        pivot: dict[tuple[str, str], dict[str, Any]] = {}
-        for r in self.run("gds_relationship_properties", params, read_only=True, **keys):
-            pivot.setdefault((r["src"], r["dst"]), {})[r["prop"]] = r["value"]
-        pairs = list(pivot)
-        return RelArrays(rel_type, [s for s, _ in pairs], [d for _, d in pairs],
-                         {p: [pivot[pair].get(p) for pair in pairs] for p in props})
+    @property
+    def driver(self) -> Any:
+        return self._driver
+
+    @property
+    def database(self) -> str | None:
+        return self._database
 
     def close(self) -> None:
+        if self._gds is not None:
+            self._gds.close()
         self._driver.close()

@@ -241,6 +241,17 @@ class GraphStore(ABC):
             rels[rel_type] = self.stream_relationships(rel_type, props, src_ids=src_ids)
         return Projection(nodes, rels)
 
+    def sampled_projections(self, node_properties: dict[str, Sequence[str]],
+                            rel_properties: dict[str, Sequence[str]], batches: Iterable[Sequence[str]], *,
+                            seed_label: str = "User", nodes_per_seed: int = 20, restart_probability: float = 0.8,
+                            seed: int = 0) -> Iterator[Projection]:
+        """One server-side sample of the projection per batch of ``seed_label`` keys (random
+        walks with restart from them, about ``nodes_per_seed`` nodes per seed), streamed one at
+        a time so that the client's memory follows the batch, not the graph. Only Neo4j (GDS
+        ``gds.graph.sample.rwr``) has it; the embedded store keeps the in-memory path."""
+        raise ConfigError(f"sampled projections need Neo4j with GDS; {self.backend} streams the whole "
+                          "projection (train without --sampled)")
+
     # --- vectors ------------------------------------------------------------------------
     def write_vectors(self, label: str, prop: str, ids: Sequence[str], vectors: np.ndarray, *,
                       batch_size: int = 2000, progress: Progress | None = None,

@@ -10,6 +10,8 @@ interactions), so the ``user_item`` edges here are the training split.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
+
 import numpy as np
 
 from kgrec.errors import DataError
@@ -23,7 +25,9 @@ NODE_PROPERTIES: dict[str, list[str]] = {"User": [], "Item": ["emb"], "Feature":
 BASE_RELATIONSHIPS = ("INTERACTED", "HAS_FEATURE", "SAME_AS", "CO_OCCURS")
 
 
-def training_projection(store: GraphStore, *, with_embeddings: bool = True) -> Projection:
+def training_spec(store: GraphStore, *, with_embeddings: bool = True) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """The labels (with their properties) and relationship types of the training projection,
+    as far as the graph has them."""
     counts = store.counts()
     nodes = {label: props for label, props in NODE_PROPERTIES.items() if counts["nodes"].get(label)}
     if not with_embeddings and "Item" in nodes:
@@ -36,7 +40,11 @@ def training_projection(store: GraphStore, *, with_embeddings: bool = True) -> P
         rels.update({t: [] for t in schema.ENTITY_REL_TYPES if present.get(t)})
     if "INTERACTED" not in rels:
         raise DataError(f"{store.uri} has no INTERACTED relationships; run `kgrec build` first")
-    return store.stream_projection(nodes, rels)
+    return nodes, rels
+
+
+def training_projection(store: GraphStore, *, with_embeddings: bool = True) -> Projection:
+    return store.stream_projection(*training_spec(store, with_embeddings=with_embeddings))
 
 
 def graph_arrays(store: GraphStore, item_embeddings: tuple[list[str], np.ndarray] | None = None) -> GraphArrays:
@@ -44,6 +52,42 @@ def graph_arrays(store: GraphStore, item_embeddings: tuple[list[str], np.ndarray
     (ids, vectors: the build's copy of ``Item.emb``, :func:`kgrec.kg.artefacts.load_item_embeddings`)
     saves streaming the vectors back out of the store."""
     proj = training_projection(store, with_embeddings=item_embeddings is None)
+    entity_labels = None
+    if proj.nodes.get("Entity") is not None and proj.nodes["Entity"].ids:
+        labels = store.stream_nodes("Entity", ["label"]).properties["label"]
+        entity_labels = [str(lbl) if lbl else iri.rsplit("/", 1)[-1]
+                         for iri, lbl in zip(proj.nodes["Entity"].ids, labels)]
+    return arrays_of(proj, item_embeddings, entity_labels)
+
+
+#: the relationship types each meta-path relation (letter pair, either way) walks
+_REL_TYPES = {"UI": ("INTERACTED",), "IF": ("HAS_FEATURE",), "IE": ("SAME_AS",), "II": ("CO_OCCURS",),
+              "EE": schema.ENTITY_REL_TYPES}
+
+
+def relation_types(relations: Iterable[str]) -> set[str]:
+    """The relationship types that meta-path relations (``"UI"``, ``"FI"``, ...) walk."""
+    return {t for r in relations for t in _REL_TYPES.get(r, _REL_TYPES.get(r[::-1], ()))}
+
+
+def sampled_graph_arrays(store: GraphStore, batches: Iterable[Sequence[str]], *, relations: Iterable[str],
+                         nodes_per_user: int, restart_probability: float, seed: int) -> Iterator[GraphArrays]:
+    """One :class:`GraphArrays` per batch of user keys: a server-side random-walk sample of the
+    training projection around them (:meth:`~kgrec.kg.store.GraphStore.sampled_projections`),
+    item vectors included, so the client holds one sample at a time. Only the relationship types
+    the meta-paths' ``relations`` walk are projected, so the walks stay on them."""
+    nodes, rels = training_spec(store)
+    wanted = relation_types(relations)
+    rels = {t: ps for t, ps in rels.items() if t in wanted}
+    for proj in store.sampled_projections(nodes, rels, batches, seed_label="User", nodes_per_seed=nodes_per_user,
+                                          restart_probability=restart_probability, seed=seed):
+        yield arrays_of(proj)
+
+
+def arrays_of(proj: Projection, item_embeddings: tuple[list[str], np.ndarray] | None = None,
+              entity_labels: list[str] | None = None) -> GraphArrays:
+    """A streamed projection indexed into :class:`GraphArrays` (item vectors from the projection,
+    or from ``item_embeddings``)."""
     items = proj.nodes["Item"]
     if item_embeddings is None:
         embs = items.properties["emb"]
@@ -54,14 +98,9 @@ def graph_arrays(store: GraphStore, item_embeddings: tuple[list[str], np.ndarray
     if missing:
         raise DataError(f"{len(missing)} items have no embedding (e.g. {missing[:3]}); "
                         "rebuild with embeddings on")
-    item_emb = np.asarray(embs, dtype=np.float32)
-
+    item_emb = np.asarray(embs, dtype=np.float32).reshape(len(items.ids), -1)
     feature_ids = proj.nodes["Feature"].ids if "Feature" in proj.nodes else []
     entity_ids = proj.nodes["Entity"].ids if "Entity" in proj.nodes else []
-    entity_labels = None
-    if entity_ids:
-        labels = store.stream_nodes("Entity", ["label"]).properties["label"]
-        entity_labels = [str(lbl) if lbl else iri.rsplit("/", 1)[-1] for iri, lbl in zip(entity_ids, labels)]
 
     def edges(rel: str) -> np.ndarray | None:
         return proj.edge_index(rel) if rel in proj.relationships else None

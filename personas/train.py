@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -339,3 +339,82 @@ def embed_personas(
     if return_weights:
         return z_np, w.detach().cpu().numpy().astype(np.float64)
     return z_np
+
+
+# -- training on a stream of sampled subgraphs (personas/sampled.py) -----------------------------
+def fit_batches(model: HDGI, batches: Callable[[int], Iterable[Any]], *, epochs: int, lr: float, patience: int,
+                seed: int, device: str | torch.device = "cpu",
+                on_epoch: Callable[[int, float], None] | None = None) -> TrainResult:
+    """DGI on the samples ``batches(epoch)`` gives (each with ``x``, ``graphs`` and its targets
+    first): one step per sample, the corruption a shuffle of the sample's rows. Early stopping
+    on an epoch's mean loss over targets; the best weights are restored. The attention is left
+    to :func:`embed_batches`, which sees every user."""
+    _check_train_args(epochs, patience, lr, 0.0, None, None)
+    dev = resolve_device(device)
+    torch.manual_seed(seed)
+    model.reset_parameters()
+    model.to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    stop, losses, stopped, t0 = _EarlyStop(patience), [], False, time.perf_counter()
+    for epoch in range(epochs):
+        model.train()
+        total, seen = 0.0, 0
+        for b in batches(epoch):
+            if b.n_targets == 0:
+                continue
+            x = _as_x(b.x).to(dev)
+            perm = torch.randperm(x.size(0), generator=gen).to(dev)
+            loss = model.dgi_loss(x, [e.to(dev) for e in _as_edges(b.graphs, x.size(0))], target_size=b.n_targets,
+                                  x_corrupt=x[perm], edge_weight_list=_to(_as_weights(b.graphs), dev))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total, seen = total + float(loss.detach()) * b.n_targets, seen + b.n_targets
+        loss_value = total / max(seen, 1)
+        if not math.isfinite(loss_value):
+            raise ModelError(f"HDGI training diverged at epoch {epoch} (loss {loss_value}); lower lr")
+        losses.append(loss_value)
+        if on_epoch is not None:
+            on_epoch(epoch, loss_value)
+        if stop.should_stop(epoch, loss_value, model):
+            stopped = True
+            break
+    if stop.best_state is not None:
+        model.load_state_dict(stop.best_state)
+    model.eval()
+    return TrainResult(losses=losses, best_epoch=stop.best_epoch, best_loss=stop.best_loss,
+                       attention=[float(w) for w in model.attention], epochs_run=len(losses), stopped_early=stopped,
+                       seconds=time.perf_counter() - t0)
+
+
+@torch.no_grad()
+def embed_batches(model: HDGI, batches: Iterable[Any]) -> tuple[list[str], np.ndarray, list[str]]:
+    """Personas of every batch's targets, the semantic attention averaged over all of them (and
+    stored in ``model.attention``); a target its sample missed gets its batch's mean persona.
+    Returns ``(ids, z, missing ids)``."""
+    dev = next(model.parameters()).device
+    model.eval()
+    parts: list[Tensor] = []
+    ids: list[str] = []
+    missing: list[str] = []
+    score_sum = torch.zeros(model.num_metapaths, dtype=torch.float64)
+    for b in batches:
+        if b.n_targets == 0:
+            missing.extend(b.missing)
+            continue
+        x = _as_x(b.x).to(dev)
+        zs = model.encode(x, [e.to(dev) for e in _as_edges(b.graphs, x.size(0))], b.n_targets,
+                          _to(_as_weights(b.graphs), dev)).cpu()
+        score_sum += model.semantic.scores(zs).double() * b.n_targets
+        if b.missing:
+            zs = torch.cat([zs, zs.mean(dim=1, keepdim=True).expand(-1, len(b.missing), -1)], dim=1)
+        parts.append(zs)
+        ids.extend(list(b.target_ids) + list(b.missing))
+        missing.extend(b.missing)
+    if not parts:
+        return [], np.zeros((0, model.hidden_channels), dtype=np.float32), missing
+    w = torch.softmax(score_sum / max(len(ids), 1), dim=0).float()
+    model.attention.copy_(w.to(model.attention.device))
+    z, _ = model.combine(torch.cat(parts, dim=1), w)
+    return ids, z.numpy().astype(np.float32), missing

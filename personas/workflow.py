@@ -100,6 +100,11 @@ class HDGIConfig:
     var_weight: float = 0.0
     cov_weight: float = 0.0
     reg_normalize: bool = False
+    #: train and embed on server-side samples of ``batch_size`` users each (Neo4j GDS,
+    #: :mod:`kgrec.personas.sampled`), so that the client's memory follows the batch
+    sampled: bool = False
+    nodes_per_user: int = 20
+    restart_probability: float = 0.8
 
     def __post_init__(self) -> None:
         self.encoder = choice(Encoder, self.encoder, "encoder")
@@ -108,6 +113,9 @@ class HDGIConfig:
             raise ConfigError(f"hidden must be ≥ 1 (got {self.hidden})")
         if self.var_weight < 0 or self.cov_weight < 0:
             raise ConfigError(f"var_weight and cov_weight must be ≥ 0 (got {self.var_weight}, {self.cov_weight})")
+        if self.sampled and (self.batch_size is None or self.features != Features.mean):
+            raise ConfigError("sampled training needs --batch-size (users per sample) and --features mean "
+                              "(the cf block is an SVD of the whole user–item matrix)")
 
 
 @dataclass
@@ -148,6 +156,8 @@ def train_personas(store: GraphStore, settings: Settings, *, k: int | None = Non
     progress = progress or NullProgress()
     seed = settings.seed if seed is None else int(seed)
     apply_torch_threads(settings)
+    if cfg.sampled:
+        return train_personas_sampled(store, settings, cfg, seed, progress)
     timer = _Timer()
     with timer("stream"):
         arrays = stream_arrays(store, settings, progress)
@@ -164,7 +174,7 @@ def train_personas(store: GraphStore, settings: Settings, *, k: int | None = Non
         version = save_artefacts(out_dir, model, cfg, seed, result, paths, arrays, featurizer)
         centre = save_centre(out_dir, z, version)
         stored = (z - centre).astype(np.float32)  # the raw personas share one dominant direction
-        write_personas(store, arrays, stored, version, progress)
+        write_personas(store, arrays.user_ids, stored, version, progress)
         groups = write_groups(store, arrays, stored, version, paths.names, [round(float(a), 4) for a in result.attention],
                               k=k, seed=seed, progress=progress)
     summary = PersonaSummary(
@@ -178,6 +188,59 @@ def train_personas(store: GraphStore, settings: Settings, *, k: int | None = Non
     )
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
     return summary
+
+
+def train_personas_sampled(store: GraphStore, settings: Settings, cfg: HDGIConfig, seed: int,
+                           progress: ProgressReporter) -> PersonaSummary:
+    """:func:`train_personas` on server-side samples (:mod:`kgrec.personas.sampled`, whose doc
+    says what this mode leaves out): model and ``User.persona`` are written, groups are not."""
+    from .hdgi import HDGI
+    from .sampled import SampledSource, SampleSettings, embed_sampled, train_sampled
+
+    timer = _Timer()
+    specs = parse_metapaths(cfg.metapaths, max_neighbors=cfg.max_neighbors)
+    user_ids = store.stream_nodes("User").ids
+    source = SampledSource(store, user_ids, specs, SampleSettings(int(cfg.batch_size or 0), cfg.nodes_per_user,
+                                                                  cfg.restart_probability), seed)
+    emb_dim = len(store.stream_nodes("Item", ["emb"], batch_size=1).properties["emb"][0] or [])
+    model = HDGI(emb_dim, cfg.hidden, len(specs), encoder=cfg.encoder, var_weight=cfg.var_weight,
+                 cov_weight=cfg.cov_weight, reg_normalize=cfg.reg_normalize)
+    with timer("train"), progress.stage(f"train HDGI-{cfg.encoder} on GDS samples", total=cfg.epochs) as advance:
+        result = train_sampled(model, source, epochs=cfg.epochs, lr=cfg.lr, patience=cfg.patience, seed=seed,
+                               device=cfg.device, on_epoch=lambda _e, loss: advance(1, info=f"loss {loss:.4f}"))
+    with timer("embed"), progress.stage("embed personas on GDS samples") as advance:
+        ids, z, missing = embed_sampled(model, source)
+        advance(1)
+    with timer("write"):
+        out_dir = model_dir(settings)
+        version = save_sampled_model(out_dir, model, cfg, seed, result, specs)
+        centre = save_centre(out_dir, z, version)
+        write_personas(store, ids, (z - centre).astype(np.float32), version, progress)
+    names = [s.name for s in specs]
+    summary = PersonaSummary(
+        version=version, n_users=len(ids), dim=int(z.shape[1]), encoder=cfg.encoder, metapaths=names, dropped={},
+        attention={n: round(float(a), 4) for n, a in zip(names, model.attention.tolist(), strict=True)},
+        losses=[float(v) for v in result.losses], best_epoch=result.best_epoch, seconds=timer.seconds, groups=[],
+        model_dir=str(out_dir), geometry=geometry(z),
+        notes=[(f"trained on GDS samples of {cfg.batch_size} users (largest sample: {source.max_sample_users} "
+                "users); no persona groups and no inductive arrays in this mode")]
+        + ([f"{len(missing)} users not reached by their sample got their batch's mean persona"] if missing else [])
+        + ([f"stopped early at epoch {result.epochs_run}"] if result.stopped_early else []))
+    (out_dir / SUMMARY_FILE).write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
+    return summary
+
+
+def save_sampled_model(out_dir: Path, model: Any, cfg: HDGIConfig, seed: int, result: Any, specs: list[Any]) -> str:
+    """The weights of a sampled run; the inductive arrays of an earlier whole-graph run are
+    removed, since they no longer match the model."""
+    from .persistence import save_model
+
+    hparams = _hparams(cfg, seed, result) | {"sampled": True, "nodes_per_user": cfg.nodes_per_user,
+                                             "restart_probability": cfg.restart_probability}
+    mhash = save_model(out_dir, model, hparams, specs)
+    for name in (ARRAYS_FILE, FEATURES_FILE):
+        (out_dir / name).unlink(missing_ok=True)
+    return f"{mhash}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
 
 
 def stream_arrays(store: GraphStore, settings: Settings, progress: ProgressReporter) -> GraphArrays:
@@ -246,13 +309,17 @@ def save_artefacts(out_dir: Path, model: Any, cfg: HDGIConfig, seed: int, result
     persona version (model hash + time)."""
     from .persistence import save_model
 
-    hparams = {"epochs": cfg.epochs, "lr": cfg.lr, "patience": cfg.patience, "batch_size": cfg.batch_size,
-               "max_neighbors": cfg.max_neighbors, "seed": seed, "best_epoch": result.best_epoch,
-               "features": str(cfg.features), "cf_dim": int(featurizer.item_factors.shape[1])}
+    hparams = _hparams(cfg, seed, result) | {"cf_dim": int(featurizer.item_factors.shape[1])}
     mhash = save_model(out_dir, model, hparams, paths.specs)
     arrays.save(out_dir / ARRAYS_FILE)
     featurizer.save(out_dir / FEATURES_FILE)
     return f"{mhash}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+
+
+def _hparams(cfg: HDGIConfig, seed: int, result: Any) -> dict[str, Any]:
+    return {"epochs": cfg.epochs, "lr": cfg.lr, "patience": cfg.patience, "batch_size": cfg.batch_size,
+            "max_neighbors": cfg.max_neighbors, "seed": seed, "best_epoch": result.best_epoch,
+            "features": str(cfg.features)}
 
 
 def save_centre(out_dir: Path, z: np.ndarray, version: str) -> np.ndarray:
@@ -265,11 +332,11 @@ def save_centre(out_dir: Path, z: np.ndarray, version: str) -> np.ndarray:
     return z.mean(0)
 
 
-def write_personas(store: GraphStore, arrays: GraphArrays, z: np.ndarray, version: str,
+def write_personas(store: GraphStore, user_ids: Sequence[str], z: np.ndarray, version: str,
                    progress: ProgressReporter) -> None:
     """``User.persona`` (+ ``persona_version``) and its vector index."""
-    with progress.stage("write User.persona", total=arrays.n_users) as advance:
-        store.write_vectors("User", "persona", arrays.user_ids, z, progress=advance,
+    with progress.stage("write User.persona", total=len(user_ids)) as advance:
+        store.write_vectors("User", "persona", user_ids, z, progress=advance,
                             extra={"persona_version": version})
     store.create_vector_index("User", "persona", int(z.shape[1]))
 

@@ -42,6 +42,27 @@ def test_projection_streams_through_gds_and_drops_the_graph(neo4j_store) -> None
     assert _kgrec_graphs(neo4j_store) == []
 
 
+def test_projection_streams_through_the_gds_client_with_arrow_on_or_off(neo4j_store) -> None:
+    """OpenGDS has no Arrow server: asked for Arrow, the graphdatascience client falls back to
+    Cypher, and with the setting off it never tries; both give the same arrays."""
+    from kgrec.kg.neo4j_gds import GdsProjections
+
+    _seed(neo4j_store)
+    spec = ({"User": [], "Item": ["year"]}, {"INTERACTED": ["count"]})
+    assert neo4j_store.settings.gds_arrow and neo4j_store.gds.arrow is False
+    with_arrow = neo4j_store.stream_projection(*spec)
+    neo4j_store._gds = GdsProjections(neo4j_store, neo4j_store._auth, arrow=False)
+    try:
+        without = neo4j_store.stream_projection(*spec)
+        assert neo4j_store.gds.client._arrow_client is None
+    finally:
+        neo4j_store._gds.close()
+        neo4j_store._gds = None
+    assert with_arrow == without
+    assert with_arrow.nodes["User"].ids == [f"u{i}" for i in range(5)]  # sorted keys
+    assert _kgrec_graphs(neo4j_store) == []
+
+
 def test_projection_drops_the_graph_when_a_step_fails(neo4j_store, monkeypatch) -> None:
     _seed(neo4j_store)
     seen: list[list[str]] = []
@@ -50,7 +71,7 @@ def test_projection_drops_the_graph_when_a_step_fails(neo4j_store, monkeypatch) 
         seen.append(_kgrec_graphs(neo4j_store))  # the graph exists mid-way ...
         raise KeyboardInterrupt  # ... and an interrupt (or any error) still drops it
 
-    monkeypatch.setattr(neo4j_store, "_stream_gds_rels", boom)
+    monkeypatch.setattr(neo4j_store.gds, "_rel_arrays", boom)
     with pytest.raises(KeyboardInterrupt):
         neo4j_store.stream_projection({"User": [], "Item": []}, {"INTERACTED": []})
     assert len(seen[0]) == 1
@@ -63,8 +84,7 @@ def test_leftover_graph_of_a_killed_run_is_cleaned(neo4j_store) -> None:
     stale = f"{GRAPH_PREFIX}{socket.gethostname()}-{dead}-0badcafe"
     other = f"{GRAPH_PREFIX}otherhost-{dead}-0badcafe"  # another host's: not ours to judge
     for name in (stale, other):
-        neo4j_store.run("gds_project", {"graph_name": name, "node_spec": {"User": {"label": "User"}},
-                                        "rel_spec": {"INTERACTED": {"type": "INTERACTED"}}})
+        neo4j_store.gds.client.graph.project.native(name, ["User"], ["INTERACTED"])
     try:
         neo4j_store.stream_projection({"User": []}, {"INTERACTED": []})
         assert _kgrec_graphs(neo4j_store) == [other]
