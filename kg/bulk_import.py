@@ -19,7 +19,7 @@ is not a node is left out, as MERGE's MATCH leaves it.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Self
@@ -37,6 +37,7 @@ _TYPES = {str: "string", bool: "boolean", int: "long", float: "double"}
 _SPECIAL_FLOATS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 #: rows between two progress updates
 _TICK = 10_000
+_NONE = type(None)
 
 
 def quote(text: str) -> str:
@@ -110,33 +111,18 @@ class CsvFile:
     path: Path
     header: list[str]
     cells: list[Callable[[Any], str]]
-    prefix: str  # the constant cells after the ids (":LABEL" or ":TYPE" value)
+    constant: str  # the :LABEL or :TYPE cell
     rows: int = 0
     multiline: bool = False
     handle: IO[str] | None = field(default=None, repr=False)
 
     def write(self, ids: str, values: Iterable[Any]) -> None:
-        line = ",".join([ids, self.prefix, *[c(v) for c, v in zip(self.cells, values)]])
+        """One row: the id cells, the label or type, the property cells."""
+        line = ",".join([ids, self.constant, *[c(v) for c, v in zip(self.cells, values)]])
         if not self.multiline and ("\n" in line or "\r" in line):
             self.multiline = True
-        assert self.handle is not None
-        self.handle.write(line + "\n")
+        self.handle.write(line + "\n")  # type: ignore[union-attr]
         self.rows += 1
-
-
-def _present(props: dict[str, Any] | None) -> dict[str, Any]:
-    """The properties a row sets (``None``: the property is absent, as MERGE's SET removes it)."""
-    if not props:
-        return {}
-    return props if all(v is not None for v in props.values()) else {
-        k: v for k, v in props.items() if v is not None}
-
-
-def _fingerprint(props: dict[str, Any]) -> int:
-    try:
-        return hash(tuple(props.items()))
-    except TypeError:  # a list value
-        return hash(repr(sorted(props.items())))
 
 
 class ImportWriter:
@@ -149,7 +135,7 @@ class ImportWriter:
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
         self.files: list[CsvFile] = []
-        self._shapes: dict[tuple[Any, ...], CsvFile] = {}
+        self._shapes: dict[tuple[str, str], dict[tuple[Any, ...], CsvFile]] = {}  # (kind, name) -> shape -> file
         self._seen: dict[str, dict[str, int]] = {}  # label or type -> key -> fingerprint of its properties
         #: relationships left out per type because an endpoint is not a node (MERGE's MATCH finds none)
         self.dangling: dict[str, int] = {}
@@ -165,21 +151,16 @@ class ImportWriter:
         """Node rows ``{"key", "props"}`` into ``nodes-NNN-<label>.csv`` files; the rows taken."""
         label = schema.check_label(label)
         key_name = schema.key_of(label)
-        seen = self._seen.setdefault(label, {})
-        n = 0
-        for row in rows:
-            key = _checked_key(label, row)["key"]
-            props = _present(row.get("props"))
-            if key_name in props:
-                raise DataError(f"{label} {key!r}: a property may not rewrite the key {key_name!r}")
-            n += 1
-            if not self._duplicate(seen, key, props, label):
-                self._file("nodes", label, props, f"{key_name}:ID({label})", ":LABEL").write(quote(key), props.values())
-            if progress and n % _TICK == 0:
-                progress(_TICK)
-        if progress and n % _TICK:
-            progress(n % _TICK)
-        return n
+
+        def keyed() -> Iterator[tuple[str, str, dict[str, Any]]]:
+            for row in rows:
+                key = _checked_key(label, row)["key"]
+                props = row.get("props") or {}
+                if key_name in props:
+                    raise DataError(f"{label} {key!r}: a property may not rewrite the key {key_name!r}")
+                yield key, quote(key), props
+
+        return self._write("nodes", label, f"{key_name}:ID({label}),:LABEL", keyed(), progress)
 
     def upsert_relationships(self, rel_type: str, rows: Iterable[dict[str, Any]], *,
                              batch_size: int | None = None, progress: Progress | None = None) -> int:
@@ -187,56 +168,72 @@ class ImportWriter:
         rel_type = schema.check_rel_type(rel_type)
         src_label, dst_label = schema.REL_ENDPOINTS[rel_type]
         sources, targets = self._seen.get(src_label, {}), self._seen.get(dst_label, {})
-        seen = self._seen.setdefault(f":{rel_type}", {})
-        ids = f":START_ID({src_label}),:END_ID({dst_label})"
+
+        def keyed() -> Iterator[tuple[str | None, str, dict[str, Any]]]:
+            for row in rows:
+                src, dst = row.get("src"), row.get("dst")
+                if src in sources and dst in targets:  # both are node keys, so strings
+                    yield f"{src}\x00{dst}", f"{quote(src)},{quote(dst)}", row.get("props") or {}
+                else:
+                    yield None, "", {}
+
+        return self._write("relationships", rel_type, f":START_ID({src_label}),:END_ID({dst_label}),:TYPE",
+                           keyed(), progress)
+
+    def _write(self, kind: str, name: str, ids_header: str,
+               keyed: Iterable[tuple[str | None, str, dict[str, Any]]], progress: Progress | None) -> int:
+        """Write ``(key, id cells, properties)`` rows of label or type ``name``, each to the file of
+        its property shape; a ``None`` key is a relationship without both endpoints (left out). A key
+        seen before is skipped when its properties are the same, refused when not. The rows taken."""
+        seen = self._seen.setdefault(name if kind == "nodes" else f":{name}", {})
+        shapes = self._shapes.setdefault((kind, name), {})
         n = 0
-        for row in rows:
+        for key, ids, props in keyed:
             n += 1
-            src, dst = row.get("src"), row.get("dst")
-            if src not in sources or dst not in targets:
-                self.dangling[rel_type] = self.dangling.get(rel_type, 0) + 1
-            else:
-                props = _present(row.get("props"))
-                if not self._duplicate(seen, f"{src}\x00{dst}", props, rel_type):
-                    self._file("relationships", rel_type, props, ids, ":TYPE").write(
-                        quote(src) + "," + quote(dst), props.values())
             if progress and n % _TICK == 0:
                 progress(_TICK)
+            if key is None:
+                self.dangling[name] = self.dangling.get(name, 0) + 1
+                continue
+            types = tuple(map(type, props.values()))
+            if _NONE in types:  # None: the property is absent, as MERGE's SET removes it
+                props = {k: v for k, v in props.items() if v is not None}
+                types = tuple(map(type, props.values()))
+            try:
+                fp = hash(tuple(props.items()))
+            except TypeError:  # a list value
+                fp = hash(repr(sorted(props.items())))
+            old = seen.get(key)
+            if old is None:
+                seen[key] = fp
+            elif old == fp:  # MERGE would change nothing
+                continue
+            else:
+                raise DataError(f"{name} {key.replace(chr(0), ' -> ')!r} comes twice with different properties; "
+                                "the bulk import cannot merge them as MERGE does (build without --bulk)")
+            out = shapes.get((tuple(props), types)) or self._open(kind, name, ids_header, props, types)
+            out.write(ids, props.values())
         if progress and n % _TICK:
             progress(n % _TICK)
         return n
 
-    @staticmethod
-    def _duplicate(seen: dict[str, int], key: str, props: dict[str, Any], what: str) -> bool:
-        """True for a key written before with the same properties (MERGE would change nothing);
-        one with other properties is refused (MERGE would overwrite them one by one)."""
-        fp = _fingerprint(props)
-        old = seen.get(key)
-        if old is None:
-            seen[key] = fp
-            return False
-        if old != fp:
-            raise DataError(f"{what} {key.replace(chr(0), ' -> ')!r} comes twice with different properties; "
-                            "the bulk import cannot merge them as MERGE does (build without --bulk)")
-        return True
-
-    def _file(self, kind: str, name: str, props: dict[str, Any], ids: str, constant: str) -> CsvFile:
-        """The file of ``name``'s rows with exactly these property names and types (opened on first use)."""
-        types: tuple[Any, ...] = tuple(map(type, props.values()))
-        if not all(t in _TYPES for t in types):  # arrays, subclasses: by their import type
-            types = tuple(csv_type(v) for v in props.values())
-        shape = (kind, name, tuple(props), types)
-        found = self._shapes.get(shape)
-        if found is not None:
-            return found
-        kinds = [csv_type(v) for v in props.values()]
-        path = self.directory / f"{kind}-{len(self.files) + 1:03d}-{name}.csv"
-        header = [ids, constant, *(header_field(k, t) for k, t in zip(props, kinds))]
-        handle = open(path, "w", encoding="utf-8", newline="", buffering=1 << 20)  # noqa: SIM115 (closed in close())
-        handle.write(",".join(header) + "\n")
-        found = CsvFile(kind, name, path, header, [cell_writer(t) for t in kinds], name, handle=handle)
-        self.files.append(found)
-        self._shapes[shape] = found
+    def _open(self, kind: str, name: str, ids_header: str, props: dict[str, Any], types: tuple[Any, ...]) -> CsvFile:
+        """The file of ``name``'s rows with exactly these property names and import types, opened on
+        first use (found by the values' Python types, or by their import types for arrays and subclasses)."""
+        shapes = self._shapes[kind, name]
+        kinds = tuple(csv_type(v) for v in props.values())
+        exact = all(t in _TYPES for t in types)
+        found = shapes.get((tuple(props), kinds))
+        if found is None:
+            path = self.directory / f"{kind}-{len(self.files) + 1:03d}-{name}.csv"
+            header = [ids_header, *(header_field(k, t) for k, t in zip(props, kinds))]
+            handle = open(path, "w", encoding="utf-8", newline="", buffering=1 << 20)  # noqa: SIM115 (close())
+            handle.write(",".join(header) + "\n")
+            found = CsvFile(kind, name, path, header, [cell_writer(t) for t in kinds], name, handle=handle)
+            self.files.append(found)
+            shapes[tuple(props), kinds] = found
+        if exact:  # scalars of exact types: their Python types name the shape
+            shapes[tuple(props), types] = found
         return found
 
     def close(self) -> None:

@@ -124,12 +124,14 @@ def assembled(dist: Path = DIST) -> bool:
         and (dist / "plugins").is_dir() and any((dist / "plugins").glob("proc-*.jar"))
 
 
-def classpath(dist: Path = DIST) -> str:
-    """lib/ first, then GDS, APOC last (its third-party jars are resolved once, in lib/)."""
+def classpath(dist: Path = DIST, *, plugins: bool = True) -> str:
+    """lib/ first, then GDS, APOC last (its third-party jars are resolved once, in lib/);
+    ``plugins=False``: lib/ only (neo4j-admin needs no procedures)."""
     if not assembled(dist):
         raise StoreUnavailable(f"the local Neo4j is not assembled in {dist}: {HOW_TO_ASSEMBLE}")
-    plugins = sorted((dist / "plugins").glob("*.jar"), key=lambda p: (p.name.startswith("apoc-"), p.name))
-    return os.pathsep.join([str(p) for p in sorted((dist / "lib").glob("*.jar"))] + [str(p) for p in plugins])
+    extra = sorted((dist / "plugins").glob("*.jar"), key=lambda p: (p.name.startswith("apoc-"), p.name)) \
+        if plugins else []
+    return os.pathsep.join([str(p) for p in sorted((dist / "lib").glob("*.jar"))] + [str(p) for p in extra])
 
 
 def versions(dist: Path = DIST) -> dict[str, str]:
