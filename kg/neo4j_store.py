@@ -56,6 +56,7 @@ def _local_password(settings: Settings, uri: str) -> str | None:
 
 class Neo4jStore(GraphStore):
     backend = "neo4j"
+    samples = True
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)

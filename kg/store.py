@@ -91,6 +91,8 @@ class GraphStore(ABC):
     """The port. Adapters implement :meth:`execute` and the backend-specific hooks."""
 
     backend: str = ""
+    #: whether :meth:`sampled_projections` works here (Neo4j with GDS)
+    samples: bool = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -249,8 +251,7 @@ class GraphStore(ABC):
         walks with restart from them, about ``nodes_per_seed`` nodes per seed), streamed one at
         a time so that the client's memory follows the batch, not the graph. Only Neo4j (GDS
         ``gds.graph.sample.rwr``) has it; the embedded store keeps the in-memory path."""
-        raise ConfigError(f"sampled projections need Neo4j with GDS; {self.backend} streams the whole "
-                          "projection (train without --sampled)")
+        raise ConfigError(SAMPLES_NEED)
 
     # --- vectors ------------------------------------------------------------------------
     def write_vectors(self, label: str, prop: str, ids: Sequence[str], vectors: np.ndarray, *,
@@ -285,6 +286,9 @@ class GraphStore(ABC):
     def clear(self) -> None:
         """Delete everything (tests and `build --fresh`)."""
         self.run("clear")
+
+
+SAMPLES_NEED = "sampled projections need Neo4j with GDS; this store streams the whole projection (train without --sampled)"
 
 
 def set_clause(var: str, source: str, keys: Iterable[str]) -> str:

@@ -36,7 +36,10 @@ def _inductive_encoder(store: GraphStore, settings: Settings):
     path = model_dir(settings)
     model, config = load_model(path)
     if not (path / ARRAYS_FILE).is_file():
-        raise ModelError(f"{path}: missing {ARRAYS_FILE}; retrain the personas")
+        how = ("it was trained on GDS samples (--sampled), which keep no whole-graph arrays; "
+               if config.get("hparams", {}).get("sampled") else "")
+        raise ModelError(f"{path}: missing {ARRAYS_FILE}: {how}retrain the personas without --sampled "
+                         "for a past or session persona")
     written = graph_personas_version(store)
     if written is not None and not str(written).startswith(config["model_hash"]):
         raise ModelError(f"the graph's personas ({written}) were written by another model than "

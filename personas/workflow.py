@@ -194,15 +194,22 @@ def train_personas_sampled(store: GraphStore, settings: Settings, cfg: HDGIConfi
                            progress: ProgressReporter) -> PersonaSummary:
     """:func:`train_personas` on server-side samples (:mod:`kgrec.personas.sampled`, whose doc
     says what this mode leaves out): model and ``User.persona`` are written, groups are not."""
+    from kgrec.kg.store import SAMPLES_NEED
+
     from .hdgi import HDGI
     from .sampled import SampledSource, SampleSettings, embed_sampled, train_sampled
 
+    if not store.samples:
+        raise ConfigError(SAMPLES_NEED)
     timer = _Timer()
     specs = parse_metapaths(cfg.metapaths, max_neighbors=cfg.max_neighbors)
     user_ids = store.stream_nodes("User").ids
     source = SampledSource(store, user_ids, specs, SampleSettings(int(cfg.batch_size or 0), cfg.nodes_per_user,
                                                                   cfg.restart_probability), seed)
-    emb_dim = len(store.stream_nodes("Item", ["emb"], batch_size=1).properties["emb"][0] or [])
+    dims = store.run("item_emb_dim", read_only=True)
+    if not dims:
+        raise DataError(f"{store.uri} has no item embeddings; rebuild with embeddings on")
+    emb_dim = int(dims[0]["dim"])
     model = HDGI(emb_dim, cfg.hidden, len(specs), encoder=cfg.encoder, var_weight=cfg.var_weight,
                  cov_weight=cfg.cov_weight, reg_normalize=cfg.reg_normalize)
     with timer("train"), progress.stage(f"train HDGI-{cfg.encoder} on GDS samples", total=cfg.epochs) as advance:

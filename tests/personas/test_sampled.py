@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kgrec.errors import ConfigError
+from kgrec.errors import ConfigError, ModelError
 from kgrec.kg.build import BuildOptions, build
 from kgrec.personas.metapaths import parse_metapaths
 from kgrec.personas.projection import relation_types
+from kgrec.personas.saved import load_inductive
 from kgrec.personas.sampled import SampledSource, SampleSettings
 from kgrec.personas.workflow import ARRAYS_FILE, model_dir, train_personas
 
@@ -49,7 +50,9 @@ def test_sampled_training_writes_every_users_persona_from_bounded_samples(neo4j_
     assert any("GDS samples" in n for n in summary.notes)
     rows = store.execute("MATCH (u:User) RETURN u.id AS id, u.persona AS p, u.persona_version AS v")
     assert len(rows) == len(users) and all(len(r["p"]) == 16 and r["v"] == summary.version for r in rows)
-    assert not (model_dir(settings) / ARRAYS_FILE).exists()  # no inductive arrays from a sample
+    assert not (model_dir(settings) / ARRAYS_FILE).exists()  # no inductive arrays from a sample ...
+    with pytest.raises(ModelError, match="--sampled"):  # ... and a clear word from the past encoder
+        load_inductive(store, settings)
     assert [r["graphName"] for r in store.run("gds_list", {"prefix": "kgrec-proj-"}, read_only=True)] == []
 
 
@@ -60,6 +63,8 @@ def test_sampled_training_is_refused_where_it_cannot_run(falkordb_store) -> None
         train_personas(falkordb_store, falkordb_store.settings, **(SAMPLED | {"features": "mean+cf"}))
     with pytest.raises(ConfigError, match="--batch-size"):
         train_personas(falkordb_store, falkordb_store.settings, **(SAMPLED | {"batch_size": None}))
+    with pytest.raises(ConfigError, match="Neo4j with GDS"):
+        train_personas(falkordb_store, falkordb_store.settings, **SAMPLED)
 
 
 def test_a_sample_projects_only_the_types_its_metapaths_walk() -> None:
