@@ -40,9 +40,12 @@ _TICK = 10_000
 _NONE = type(None)
 
 
+QUOTE, QUOTES = '"', '""'
+
+
 def quote(text: str) -> str:
     """A CSV string cell: always quoted, inner quotes doubled (RFC 4180; the importer's default)."""
-    return '"' + text.replace('"', '""') + '"'
+    return '"' + text.replace(QUOTE, QUOTES) + '"'
 
 
 def _long(value: Any) -> str:
@@ -115,14 +118,33 @@ class CsvFile:
     rows: int = 0
     multiline: bool = False
     handle: IO[str] | None = field(default=None, repr=False)
+    #: for a shape of numbers only: the row's cells as one %-format ("%d,%r"), and the long cells' positions
+    numeric: str | None = None
+    longs: tuple[int, ...] = ()
 
-    def write(self, ids: str, values: Iterable[Any]) -> None:
-        """One row: the id cells, the label or type, the property cells."""
-        line = ",".join([ids, self.constant, *[c(v) for c, v in zip(self.cells, values)]])
+    def write(self, ids: str, values: Iterable[Any], *, exact: bool = False) -> None:
+        """One row: the id cells, the label or type, the property cells. ``exact``: the values are
+        exactly int / float / str / bool (not subclasses), so numbers may take the one-format path."""
+        cells = self._numeric(tuple(values)) if exact and self.numeric is not None else None
+        if cells is None:
+            cells = ",".join([c(v) for c, v in zip(self.cells, values)])
+        line = f"{ids},{self.constant},{cells}" if self.cells else f"{ids},{self.constant}"
         if not self.multiline and ("\n" in line or "\r" in line):
             self.multiline = True
         self.handle.write(line + "\n")  # type: ignore[union-attr]
         self.rows += 1
+
+    def _numeric(self, values: tuple[Any, ...]) -> str | None:
+        """The cells in one C-level format (a call per cell costs more than the formatting), or None
+        for the per-cell path: a NaN or infinity (``%r`` spells them nan / inf, which no finite
+        double's repr contains an n of) or a long beyond 64 bits (the per-cell path raises)."""
+        cells = self.numeric % values  # type: ignore[operator]
+        if "n" in cells:
+            return None
+        for i in self.longs:
+            if not _LONG_MIN <= values[i] <= _LONG_MAX:
+                return None
+        return cells
 
 
 class ImportWriter:
@@ -173,7 +195,8 @@ class ImportWriter:
             for row in rows:
                 src, dst = row.get("src"), row.get("dst")
                 if src in sources and dst in targets:  # both are node keys, so strings
-                    yield f"{src}\x00{dst}", f"{quote(src)},{quote(dst)}", row.get("props") or {}
+                    yield (f"{src}\x00{dst}", f'"{src.replace(QUOTE, QUOTES)}","{dst.replace(QUOTE, QUOTES)}"',
+                           row.get("props") or {})  # quote() inlined: two calls a row
                 else:
                     yield None, "", {}
 
@@ -211,8 +234,12 @@ class ImportWriter:
             else:
                 raise DataError(f"{name} {key.replace(chr(0), ' -> ')!r} comes twice with different properties; "
                                 "the bulk import cannot merge them as MERGE does (build without --bulk)")
-            out = shapes.get((tuple(props), types)) or self._open(kind, name, ids_header, props, types)
-            out.write(ids, props.values())
+            out = shapes.get((tuple(props), types))
+            if out is not None:  # found by exact Python types
+                out.write(ids, props.values(), exact=True)
+            else:
+                self._open(kind, name, ids_header, props, types).write(
+                    ids, props.values(), exact=all(t in _TYPES for t in types))
         if progress and n % _TICK:
             progress(n % _TICK)
         return n
@@ -230,6 +257,9 @@ class ImportWriter:
             handle = open(path, "w", encoding="utf-8", newline="", buffering=1 << 20)  # noqa: SIM115 (close())
             handle.write(",".join(header) + "\n")
             found = CsvFile(kind, name, path, header, [cell_writer(t) for t in kinds], name, handle=handle)
+            if kinds and all(t in ("long", "double") for t in kinds):
+                found.numeric = ",".join("%d" if t == "long" else "%r" for t in kinds)
+                found.longs = tuple(i for i, t in enumerate(kinds) if t == "long")
             self.files.append(found)
             shapes[tuple(props), kinds] = found
         if exact:  # scalars of exact types: their Python types name the shape

@@ -106,8 +106,9 @@ def interaction_rows(train: pd.DataFrame) -> Iterator[dict[str, Any]]:
     g = train.groupby(["user", "item"], sort=False)
     agg = g.agg(count=("item", "size"), rating=("rating", "mean"), first_ts=("ts", "min"),
                 last_ts=("ts", "max")).reset_index()
-    for u, i, c, r, f, last in zip(agg["user"], agg["item"], agg["count"], agg["rating"],
-                                   agg["first_ts"], agg["last_ts"]):
+    # lists: zip over the Series themselves took 0.89 s instead of 0.18 s for 652k pairs (Arrow strings)
+    columns = [agg[c].tolist() for c in ("user", "item", "count", "rating", "first_ts", "last_ts")]
+    for u, i, c, r, f, last in zip(*columns):
         props: dict[str, Any] = {"count": int(c)}
         for name, value in (("rating", r), ("first_ts", f), ("last_ts", last)):
             value = _clean(value)

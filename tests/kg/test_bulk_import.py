@@ -85,6 +85,23 @@ def test_numbers_read_back_as_the_same_value() -> None:
     assert quote('a "b"') == '"a ""b"""'
 
 
+def test_rows_of_numbers_take_one_format_and_specials_still_come_out_right(tmp_path) -> None:
+    import numpy as np
+
+    with ImportWriter(tmp_path / "csv") as w:
+        w.upsert_nodes("Item", [{"key": k, "props": {}} for k in "abcdef"])
+        w.upsert_relationships("CO_OCCURS", [
+            {"src": "a", "dst": "b", "props": {"weight": 0.1}}, {"src": "b", "dst": "a", "props": {"weight": math.nan}},
+            {"src": "a", "dst": "c", "props": {"weight": -math.inf}},
+            {"src": "a", "dst": "d", "props": {"weight": np.float64(2.5)}}])  # a float subclass: per cell
+        w.upsert_relationships("INTERACTED", [])
+        with pytest.raises(DataError, match="64-bit"):
+            w.upsert_relationships("CO_OCCURS", [{"src": "a", "dst": "e", "props": {"weight": 2 ** 63}}])
+    co = next(f for f in w.files if f.name == "CO_OCCURS" and f.header[-1] == "weight:double")
+    assert co.numeric == "%r"
+    assert [r[-1] for r in _read(co.path)[1:]] == ["0.1", "NaN", "-Infinity", "2.5"]
+
+
 def test_duplicates_merge_as_merge_does_and_dangling_relationships_are_left_out(tmp_path) -> None:
     with ImportWriter(tmp_path / "csv") as w:
         assert w.upsert_nodes("User", [{"key": "u", "props": {}}] * 2) == 2  # rows taken, as the store counts
