@@ -79,13 +79,18 @@ class LocalNeo4j:
 
 
 def _pid_alive(pid: int) -> bool:
+    """The process runs (a zombie does not: a server whose parent is still alive, e.g. a benchmark
+    that started it, stays one after exiting until that parent reaps it)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _port_open(port: int, timeout: float = 0.2) -> bool:

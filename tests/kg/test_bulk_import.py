@@ -358,3 +358,29 @@ def test_another_homes_neo4j_is_refused(bulk_home, tmp_path) -> None:
     other = Settings(home=tmp_path, graph_uri=server.bolt_uri, neo4j_password=server.password)
     with open_store(other) as store, pytest.raises(ConfigError, match="is not it: none runs there"):
         build(store, other, BuildOptions(kind="movielens", data=FIXTURES / "ml-mini", bulk=True, fresh=True))
+
+
+def test_a_server_started_before_sizes_were_kept_restarts_with_its_conf(tmp_path) -> None:
+    from kgrec.kg.neo4j_server import LocalNeo4j
+    from kgrec.kg.neo4j_server.admin_import import launch_sizes
+
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "neo4j.conf").write_text("server.memory.pagecache.size=768m\n")
+    old = LocalNeo4j(tmp_path, 7687, 7474, os.getpid())  # this process: no -Xmx in its command line
+    assert launch_sizes(old) == ("1g", "768m")
+    assert launch_sizes(LocalNeo4j(tmp_path, 7687, 7474, os.getpid(), heap="2g", pagecache="1g")) == ("2g", "1g")
+
+
+def test_a_zombie_server_counts_as_stopped() -> None:
+    """A server started by a process that is still alive (a benchmark, a test session) stays a
+    zombie after SIGTERM until that parent reaps it; stop() must not wait its 90 s for it."""
+    import subprocess
+    import time
+
+    from kgrec.kg.neo4j_server import _pid_alive
+
+    child = subprocess.Popen(["sleep", "0"])
+    deadline = time.monotonic() + 10
+    while _pid_alive(child.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _pid_alive(child.pid) and child.poll() == 0 and _pid_alive(os.getpid())
