@@ -144,11 +144,16 @@ class GraphStore(ABC):
                             label=label, key=schema.key_of(label))
 
     def upsert_relationships(self, rel_type: str, rows: Iterable[dict[str, Any]], *,
-                             batch_size: int | None = None, progress: Progress | None = None) -> int:
-        """MERGE relationships between existing nodes. Each row: ``{"src", "dst", "props"}``."""
+                             batch_size: int | None = None, progress: Progress | None = None,
+                             fresh: bool = False) -> int:
+        """MERGE relationships between existing nodes. Each row: ``{"src", "dst", "props"}``.
+        ``fresh``: the graph holds no relationship of this type yet and the rows are distinct
+        (src, dst) pairs (the caller's promise, as the build's own rows are), so they are
+        CREATEd, without MERGE's look for an existing one on every endpoint."""
         rel_type = schema.check_rel_type(rel_type)
         src, dst = schema.REL_ENDPOINTS[rel_type]
-        return self._upsert("upsert_relationships", "r", rows, batch_size, progress, rel_type=rel_type,
+        name = "create_relationships" if fresh else "upsert_relationships"
+        return self._upsert(name, "r", rows, batch_size, progress, rel_type=rel_type,
                             src_label=src, dst_label=dst, src_key=schema.key_of(src), dst_key=schema.key_of(dst))
 
     def _upsert(self, name: str, var: str, rows: Iterable[dict[str, Any]], batch_size: int | None,

@@ -192,8 +192,9 @@ def _write_statements(store):
             yield "write_vectors", {"label": label, "key": key, "prop": prop,
                                     "set_clause": "SET n.persona_version = $extra.persona_version"}
     for rel, (a, b) in schema.REL_ENDPOINTS.items():
-        yield "upsert_relationships", {"rel_type": rel, "src_label": a, "dst_label": b, "src_key": schema.key_of(a),
-                                       "dst_key": schema.key_of(b), "set_clause": "SET r.weight = row.props.weight"}
+        for name in ("upsert_relationships", "create_relationships"):
+            yield name, {"rel_type": rel, "src_label": a, "dst_label": b, "src_key": schema.key_of(a),
+                         "dst_key": schema.key_of(b), "set_clause": "SET r.weight = row.props.weight"}
         yield "delete_relationships", {"rel_type": rel}
         yield "delete_relationships_where", {"rel_type": rel, "prop": "run"}
     for name in ("personas_delete", "personas_size_labels", "clear", *sorted(EAGER_DELETES)):

@@ -28,6 +28,27 @@ def test_upserts_are_idempotent_and_counted(store) -> None:
     assert first == {"nodes": {"Item": 8, "User": 5}, "relationships": {"INTERACTED": 8}}
 
 
+def test_fresh_relationships_are_created_with_the_same_result_as_merged(store) -> None:
+    """``fresh=True`` (a type the graph does not hold yet, distinct pairs) CREATEs: the same
+    relationships and properties as MERGE, and a missing key stays absent."""
+    _seed(store)
+    rows = [{"src": f"u{i % 5}", "dst": f"i{(i + 3) % 8}", "props": {"weight": float(i)} if i % 2 else {}}
+            for i in range(8)]
+    assert store.upsert_relationships("CO_OCCURS", [{"src": f"i{i}", "dst": f"i{(i + 1) % 8}", "props": {}}
+                                                    for i in range(8)], fresh=True) == 8
+    store.upsert_relationships("HAS_PERSONA", [], fresh=True)
+    assert store.counts()["relationships"] == {"CO_OCCURS": 8, "INTERACTED": 8}
+    store.execute("MATCH ()-[r:INTERACTED]->() DELETE r")
+    store.upsert_relationships("INTERACTED", rows, fresh=True)
+    created = store.execute("MATCH (u:User)-[r:INTERACTED]->(i:Item) RETURN u.id AS u, i.id AS i, r.weight AS w "
+                            "ORDER BY u, i")
+    store.execute("MATCH ()-[r:INTERACTED]->() DELETE r")
+    store.upsert_relationships("INTERACTED", rows)
+    merged = store.execute("MATCH (u:User)-[r:INTERACTED]->(i:Item) RETURN u.id AS u, i.id AS i, r.weight AS w "
+                           "ORDER BY u, i")
+    assert created == merged and len(created) == 8 and sum(r["w"] is None for r in created) == 4
+
+
 def test_upsert_updates_properties(store) -> None:
     _seed(store)
     store.upsert_nodes("Item", [{"key": "i1", "props": {"title": "New"}}])
