@@ -198,6 +198,10 @@ def _write_conf(home: Path, dist: Path, bolt_port: int, http_port: int, pagecach
         "browser.post_connect_cmd": f"style {guide.style_url(guide_port)}",
         # 2 cores: GDS's OpenGDS caps concurrency at 4 anyway; Bolt needs few threads here
         "server.bolt.thread_pool_max_size": "64",
+        # the databases are checkpointed and stopped before Bolt shuts down; its two 5 s grace
+        # waits for connections a loopback server has no use for made every stop 10 s longer
+        "internal.server.bolt.thread_pool_shutdown_wait_time": "0s",
+        "internal.server.bolt.connection_shutdown_wait_time": "0s",
     }
     path = conf / "neo4j.conf"
     _write_private(path, "".join(f"{k}={v}\n" for k, v in lines.items()))
