@@ -159,7 +159,8 @@ class RowSink(Protocol):
                      progress: Progress | None = None) -> int: ...
 
     def upsert_relationships(self, rel_type: str, rows: Iterable[dict[str, Any]], *,
-                             batch_size: int | None = None, progress: Progress | None = None) -> int: ...
+                             batch_size: int | None = None, progress: Progress | None = None,
+                             fresh: bool = False) -> int: ...
 
 
 def write_merged(store: GraphStore, ds: Any, split: Any, progress: ProgressReporter,
@@ -169,7 +170,8 @@ def write_merged(store: GraphStore, ds: Any, split: Any, progress: ProgressRepor
     t = time.perf_counter()
     store.ensure_schema()
     timings["schema"] = time.perf_counter() - t
-    written = write_graph(store, split, progress, timings)
+    present = store.counts()["relationships"]
+    written = write_graph(store, split, progress, timings, fresh={t for t in DISTINCT_ROWS if not present.get(t)})
     known = {str(i) for i in split.items["item"]}
     skipped = write_item_graph(store, ds.graph, known, progress, written) if ds.graph is not None else {}
     return written, skipped
@@ -212,9 +214,16 @@ def write_item_graph(store: RowSink, graph: Any, known: set[str], progress: Prog
     return dict(graph.skipped)
 
 
-def write_graph(store: RowSink, split: Any, progress: ProgressReporter,
-                timings: dict[str, float]) -> dict[str, int]:
-    """Nodes, then relationships, all from the training split (the schema is the caller's)."""
+#: relationship types whose build rows are distinct (src, dst) pairs (one per user–item pair, one
+#: per consecutive or related item pair), so a graph without them yet gets them by CREATE
+DISTINCT_ROWS = ("INTERACTED", "CO_OCCURS")
+
+
+def write_graph(store: RowSink, split: Any, progress: ProgressReporter, timings: dict[str, float], *,
+                fresh: set[str] | frozenset[str] = frozenset()) -> dict[str, int]:
+    """Nodes, then relationships, all from the training split (the schema is the caller's).
+    The types in ``fresh`` (of :data:`DISTINCT_ROWS`, not yet in the graph) are CREATEd, the rest
+    MERGEd: a build killed half-way and run again MERGEs what it had begun."""
     written: dict[str, int] = {}
     records = graph_rows.item_records(split.items)
     known_items = {str(r["item"]) for r in records}
@@ -234,7 +243,7 @@ def write_graph(store: RowSink, split: Any, progress: ProgressReporter,
     n_pairs = int(split.train.groupby(["user", "item"]).ngroups) if len(split.train) else 0
     with progress.stage("relationships: INTERACTED (train only)", n_pairs) as advance:
         written["INTERACTED"] = store.upsert_relationships(
-            "INTERACTED", graph_rows.interaction_rows(split.train), progress=advance)
+            "INTERACTED", graph_rows.interaction_rows(split.train), progress=advance, fresh="INTERACTED" in fresh)
     with progress.stage("relationships: HAS_FEATURE", len(feat_edges)) as advance:
         written["HAS_FEATURE"] = store.upsert_relationships("HAS_FEATURE", feat_edges, progress=advance)
     from kgrec.kg.tables import Ordering
@@ -242,7 +251,8 @@ def write_graph(store: RowSink, split: Any, progress: ProgressReporter,
     co = graph_rows.cooccurrence_rows(split.train, split.items, known_items,
                                       ordered=Ordering(split.ordering) != Ordering.NONE)
     with progress.stage("relationships: CO_OCCURS", len(co)) as advance:
-        written["CO_OCCURS"] = store.upsert_relationships("CO_OCCURS", co, progress=advance)
+        written["CO_OCCURS"] = store.upsert_relationships("CO_OCCURS", co, progress=advance,
+                                                          fresh="CO_OCCURS" in fresh)
     timings["relationships"] = time.perf_counter() - t
     return written
 

@@ -185,8 +185,10 @@ class ImportWriter:
         return self._write("nodes", label, f"{key_name}:ID({label}),:LABEL", keyed(), progress)
 
     def upsert_relationships(self, rel_type: str, rows: Iterable[dict[str, Any]], *,
-                             batch_size: int | None = None, progress: Progress | None = None) -> int:
-        """Relationship rows ``{"src", "dst", "props"}`` into ``relationships-NNN-<type>.csv``."""
+                             batch_size: int | None = None, progress: Progress | None = None,
+                             fresh: bool = False) -> int:
+        """Relationship rows ``{"src", "dst", "props"}`` into ``relationships-NNN-<type>.csv``
+        (an import is always into an empty database: ``fresh`` changes nothing)."""
         rel_type = schema.check_rel_type(rel_type)
         src_label, dst_label = schema.REL_ENDPOINTS[rel_type]
         sources, targets = self._seen.get(src_label, {}), self._seen.get(dst_label, {})

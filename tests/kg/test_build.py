@@ -103,6 +103,27 @@ def test_killed_build_resumes_to_the_same_counts(store, settings, monkeypatch) -
     assert build(store, settings, _opts(embeddings=False)).counts == clean
 
 
+def test_a_first_build_creates_what_a_rebuild_merges(store, settings, monkeypatch) -> None:
+    """Into an empty graph the distinct-row types are CREATEd; a second build MERGEs everything,
+    and both end with the same relationships and properties."""
+    seen: list[tuple[str, bool]] = []
+    original = GraphStore.upsert_relationships
+
+    def spy(self, rel_type, rows, **kw):
+        seen.append((rel_type, kw.get("fresh", False)))
+        return original(self, rel_type, rows, **kw)
+
+    monkeypatch.setattr(GraphStore, "upsert_relationships", spy)
+    query = ("MATCH (u:User)-[r:INTERACTED]->(i:Item) RETURN u.id AS u, i.id AS i, r.count AS c, r.rating AS r "
+             "ORDER BY u, i")
+    first = build(store, settings, _opts(embeddings=False)).counts
+    created = store.execute(query)
+    assert dict(seen) == {"INTERACTED": True, "HAS_FEATURE": False, "CO_OCCURS": True}
+    seen.clear()
+    assert build(store, settings, _opts(embeddings=False)).counts == first
+    assert not any(fresh for _, fresh in seen) and store.execute(query) == created
+
+
 def test_a_different_build_needs_fresh(built, tmp_path) -> None:
     from kgrec.errors import ConfigError
 
