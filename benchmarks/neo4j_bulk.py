@@ -99,6 +99,10 @@ def report(r: dict[str, Any], run: int) -> None:
     print(f"| relationships/s: MERGE writes / CSV + neo4j-admin | {rels / m['relationships']:,.0f} | "
           f"{rels / (csv_s + admin):,.0f} |")
     print(f"| relationships/s: neo4j-admin alone (JVM start included) | – | {rels / admin:,.0f} |")
+    if "bulk import (phases)" in s:
+        phases = s["bulk import (phases)"]
+        print(f"| neo4j-admin's four phases as it reports them (s) / relationships/s | – | {phases:.1f} / "
+              f"{rels / phases:,.0f} |")
 
 
 def main() -> None:

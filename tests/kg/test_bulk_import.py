@@ -384,3 +384,11 @@ def test_a_zombie_server_counts_as_stopped() -> None:
     while _pid_alive(child.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _pid_alive(child.pid) and child.poll() == 0 and _pid_alive(os.getpid())
+
+
+def test_the_importers_durations_are_read() -> None:
+    from kgrec.kg.neo4j_server.admin_import import duration_s
+
+    assert duration_s("4s 909ms") == pytest.approx(4.909)
+    assert duration_s("1m 2s 3ms") == pytest.approx(62.003) and duration_s("980ms") == pytest.approx(0.98)
+    assert duration_s("1h 1m") == 3660
