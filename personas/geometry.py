@@ -50,7 +50,7 @@ def knn_cosine(x: np.ndarray, k: int = 5, sample: int = 2000, seed: int = 0) -> 
         r = rows[start : start + 256]
         sim = u[r] @ u.T
         sim[np.arange(len(r)), r] = -np.inf
-        top.append(np.partition(sim, -k, axis=1)[:, -k:])
+        top.append(np.partition(sim, -k, axis=1)[:, -k:].copy())  # a view would keep the whole block
     return float(np.concatenate(top).mean())
 
 
