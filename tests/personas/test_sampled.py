@@ -12,8 +12,8 @@ from kgrec.errors import ConfigError, ModelError
 from kgrec.kg.build import BuildOptions, build
 from kgrec.personas.metapaths import parse_metapaths
 from kgrec.personas.projection import relation_types
-from kgrec.personas.saved import load_inductive
 from kgrec.personas.sampled import SampledSource, SampleSettings
+from kgrec.personas.saved import load_inductive
 from kgrec.personas.workflow import ARRAYS_FILE, model_dir, train_personas
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ml-mini"
