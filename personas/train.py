@@ -225,6 +225,28 @@ class _Epochs:
         return total / max(seen, 1)
 
 
+def _run_epochs(model: HDGI, epoch_loss: Callable[[int], float], epochs: int, stop: _EarlyStop,
+                on_epoch: Callable[[int, float], None] | None) -> tuple[list[float], bool]:
+    """Up to ``epochs`` epochs of ``epoch_loss`` under ``stop``; the best weights are restored and
+    the model left in eval mode. Returns (losses, whether it stopped early)."""
+    losses: list[float] = []
+    stopped = False
+    for epoch in range(epochs):
+        loss = epoch_loss(epoch)
+        if not math.isfinite(loss):
+            raise ModelError(f"HDGI training diverged at epoch {epoch} (loss {loss}); lower lr")
+        losses.append(loss)
+        if on_epoch is not None:
+            on_epoch(epoch, loss)
+        if stop.should_stop(epoch, loss, model):
+            stopped = True
+            break
+    if stop.best_state is not None:
+        model.load_state_dict(stop.best_state)
+    model.eval()
+    return losses, stopped
+
+
 def train_hdgi(
     model: HDGI,
     x: Tensor | np.ndarray,
@@ -262,22 +284,8 @@ def train_hdgi(
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     epoch_of = _Epochs(model, x_t, eil, _as_weights(edge_index_list), dev, opt, seed, batch_size, num_neighbors)
     stop = _EarlyStop(patience, min_delta)
-    losses: list[float] = []
-    stopped = False
     t0 = time.perf_counter()
-    for epoch in range(epochs):
-        loss = epoch_of.run()
-        if not math.isfinite(loss):
-            raise ModelError(f"HDGI training diverged at epoch {epoch} (loss {loss}); lower lr")
-        losses.append(loss)
-        if on_epoch is not None:
-            on_epoch(epoch, loss)
-        if stop.should_stop(epoch, loss, model):
-            stopped = True
-            break
-    if stop.best_state is not None:
-        model.load_state_dict(stop.best_state)
-    model.eval()
+    losses, stopped = _run_epochs(model, lambda _epoch: epoch_of.run(), epochs, stop, on_epoch)
     _, weights = embed_personas(model, x_t, edge_index_list, batch_size=batch_size, device=dev,
                                 return_weights=True)
     model.attention.copy_(torch.as_tensor(weights, device=model.attention.device))
@@ -356,8 +364,9 @@ def fit_batches(model: HDGI, batches: Callable[[int], Iterable[Any]], *, epochs:
     model.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
-    stop, losses, stopped, t0 = _EarlyStop(patience), [], False, time.perf_counter()
-    for epoch in range(epochs):
+    stop, t0 = _EarlyStop(patience), time.perf_counter()
+
+    def epoch_loss(epoch: int) -> float:
         model.train()
         total, seen = 0.0, 0
         for b in batches(epoch):
@@ -371,18 +380,9 @@ def fit_batches(model: HDGI, batches: Callable[[int], Iterable[Any]], *, epochs:
             loss.backward()
             opt.step()
             total, seen = total + float(loss.detach()) * b.n_targets, seen + b.n_targets
-        loss_value = total / max(seen, 1)
-        if not math.isfinite(loss_value):
-            raise ModelError(f"HDGI training diverged at epoch {epoch} (loss {loss_value}); lower lr")
-        losses.append(loss_value)
-        if on_epoch is not None:
-            on_epoch(epoch, loss_value)
-        if stop.should_stop(epoch, loss_value, model):
-            stopped = True
-            break
-    if stop.best_state is not None:
-        model.load_state_dict(stop.best_state)
-    model.eval()
+        return total / max(seen, 1)
+
+    losses, stopped = _run_epochs(model, epoch_loss, epochs, stop, on_epoch)
     return TrainResult(losses=losses, best_epoch=stop.best_epoch, best_loss=stop.best_loss,
                        attention=[float(w) for w in model.attention], epochs_run=len(losses), stopped_early=stopped,
                        seconds=time.perf_counter() - t0)
