@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from neo4j.exceptions import Neo4jError
 
 from kgrec.errors import StoreError
 from kgrec.kg import schema
@@ -30,11 +31,6 @@ if TYPE_CHECKING:
     from kgrec.kg.neo4j_store import Neo4jStore
 
 log = logging.getLogger(__name__)
-
-def _neo4j_errors() -> tuple[type[BaseException], ...]:
-    from neo4j.exceptions import Neo4jError
-
-    return (Neo4jError,)
 
 
 class GdsProjections:
@@ -76,7 +72,7 @@ class GdsProjections:
         rel_spec = {t: {"type": t, "orientation": orientation, "properties": ps} for t, ps in rels.items()}
         try:
             graph, _ = self.client.graph.project.native(name, node_spec, rel_spec)
-        except _neo4j_errors() as e:
+        except Neo4jError as e:
             wanted = {lb: ps for lb, ps in nodes.items() if ps}
             raise StoreError(f"GDS could not project {sorted(nodes)} / {sorted(rels)} with the node properties "
                              f"{wanted} (each must exist and be numeric or a numeric array): "
@@ -102,7 +98,7 @@ class GdsProjections:
         finally:
             try:
                 self.client.graph.drop(graph, fail_if_missing=False)
-            except _neo4j_errors() as e:  # never hide the original error; a later run cleans up
+            except Neo4jError as e:  # never hide the original error; a later run cleans up
                 log.warning("could not drop the in-memory graph %s: %s", graph.name(), e)
 
     # --- streams ------------------------------------------------------------------------
