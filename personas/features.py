@@ -133,7 +133,11 @@ class UserFeaturizer:
         return self._join(*self._blocks(arrays, items_of))
 
     def _check(self, arrays: GraphArrays) -> None:
-        if self.item_factors.shape[0] != arrays.n_items or (self.emb_dim and self.emb_dim != arrays.emb_dim):
+        """The item count matters only to a ``cf`` block (its factors are per item of the arrays
+        it was fitted on): a ``mean``-only featurizer serves any arrays of its embedding width,
+        e.g. each server-side sample (:mod:`kgrec.personas.sampled`)."""
+        stale = self.item_factors.shape[1] and self.item_factors.shape[0] != arrays.n_items
+        if stale or (self.emb_dim and self.emb_dim != arrays.emb_dim):
             raise ModelError(f"user features were fitted on {self.item_factors.shape[0]} items × "
                              f"{self.emb_dim}-d embeddings, not {arrays.n_items} × {arrays.emb_dim}")
 

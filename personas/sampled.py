@@ -4,7 +4,8 @@ Each step takes a batch of target users, asks the store for a random-walk-with-r
 of the training projection around them (Neo4j GDS ``gds.graph.sample.rwr``:
 :meth:`~kgrec.kg.store.GraphStore.sampled_projections`), builds the meta-path graphs and the
 users' features inside that sample, and trains on the targets (the DGI corruption shuffles the
-sample's rows). Personas are embedded the same way, a sample per batch of users.
+sample's rows: :func:`kgrec.personas.train.fit_batches`). Personas are embedded the same way, a
+sample per batch of users (:func:`~kgrec.personas.train.embed_batches`).
 
 What a sample cannot give, and so this mode leaves out:
 
@@ -21,19 +22,37 @@ mean persona of its batch; the count is reported.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from kgrec.errors import ConfigError, DataError
-from kgrec.kg.store import GraphStore
+from kgrec.kg.store import SAMPLES_NEED, GraphStore
+from kgrec.progress import ProgressReporter
+from kgrec.settings import Settings
 
 from .data import GraphArrays
 from .features import UserFeaturizer
-from .metapaths import MetaPathGraph, MetaPathSpec, build_metapath_graphs
+from .geometry import geometry
+from .metapaths import MetaPathGraph, MetaPathSpec, build_metapath_graphs, parse_metapaths
 from .projection import sampled_graph_arrays
+from .workflow import (
+    ARRAYS_FILE,
+    FEATURES_FILE,
+    SUMMARY_FILE,
+    HDGIConfig,
+    PersonaSummary,
+    StageTimer,
+    model_dir,
+    persona_version,
+    save_centre,
+    training_hparams,
+    write_personas,
+)
 
 
 @dataclass(frozen=True)
@@ -106,24 +125,64 @@ class SampledSource:
         """The ``mean`` block, scaled once on the first sample (every later one reuses it)."""
         if self.featurizer is None:
             self.featurizer = UserFeaturizer.fit(arrays, "mean")
-        return replace(self.featurizer, item_factors=np.zeros((arrays.n_items, 0), dtype=np.float32)).users(arrays)
+        return self.featurizer.users(arrays)
 
 
-def train_sampled(model: Any, source: SampledSource, *, epochs: int, lr: float, patience: int, seed: int,
-                  device: str = "cpu", on_epoch: Callable[[int, float], None] | None = None) -> Any:
-    """Train ``model`` with the DGI objective, one step per sample; early stopping on the mean
-    training loss of an epoch, as the full-graph trainer does. Returns its ``TrainResult``."""
-    from .train import fit_batches
+def train_personas_sampled(store: GraphStore, settings: Settings, cfg: HDGIConfig, seed: int,
+                           progress: ProgressReporter) -> PersonaSummary:
+    """:func:`~kgrec.personas.workflow.train_personas` on server-side samples (the module doc says
+    what this mode leaves out): model and ``User.persona`` are written, groups are not."""
+    from .hdgi import HDGI
+    from .train import embed_batches, fit_batches
 
-    return fit_batches(model, lambda epoch: source.batches(epoch), epochs=epochs, lr=lr, patience=patience,
-                       seed=seed, device=device, on_epoch=on_epoch)
+    if not store.samples:
+        raise ConfigError(SAMPLES_NEED)
+    timer = StageTimer()
+    specs = parse_metapaths(cfg.metapaths, max_neighbors=cfg.max_neighbors)
+    user_ids = store.stream_nodes("User").ids
+    source = SampledSource(store, user_ids, specs, SampleSettings(int(cfg.batch_size), cfg.nodes_per_user,
+                                                                  cfg.restart_probability), seed)
+    dims = store.run("item_emb_dim", read_only=True)
+    if not dims:
+        raise DataError(f"{store.uri} has no item embeddings; rebuild with embeddings on")
+    emb_dim = int(dims[0]["dim"])
+    model = HDGI(emb_dim, cfg.hidden, len(specs), encoder=cfg.encoder, var_weight=cfg.var_weight,
+                 cov_weight=cfg.cov_weight, reg_normalize=cfg.reg_normalize)
+    with timer("train"), progress.stage(f"train HDGI-{cfg.encoder} on GDS samples", total=cfg.epochs) as advance:
+        result = fit_batches(model, source.batches, epochs=cfg.epochs, lr=cfg.lr, patience=cfg.patience, seed=seed,
+                             device=cfg.device, on_epoch=lambda _e, loss: advance(1, info=f"loss {loss:.4f}"))
+    with timer("embed"), progress.stage("embed personas on GDS samples") as advance:
+        ids, z, missing = embed_batches(model, source.batches(None))
+        if not ids:
+            raise DataError("no user was reached by its sample: nothing to embed")
+        advance(1)
+    with timer("write"):
+        out_dir = model_dir(settings)
+        version = save_sampled_model(out_dir, model, cfg, seed, result, specs)
+        centre = save_centre(out_dir, z, version)
+        write_personas(store, ids, (z - centre).astype(np.float32), version, progress)
+    names = [s.name for s in specs]
+    summary = PersonaSummary(
+        version=version, n_users=len(ids), dim=int(z.shape[1]), encoder=cfg.encoder, metapaths=names, dropped={},
+        attention={n: round(float(a), 4) for n, a in zip(names, model.attention.tolist(), strict=True)},
+        losses=[float(v) for v in result.losses], best_epoch=result.best_epoch, seconds=timer.seconds, groups=[],
+        model_dir=str(out_dir), geometry=geometry(z),
+        notes=[(f"trained on GDS samples of {cfg.batch_size} users (largest sample: {source.max_sample_users} "
+                "users); no persona groups and no inductive arrays in this mode")]
+        + ([f"{len(missing)} users not reached by their sample got their batch's mean persona"] if missing else [])
+        + ([f"stopped early at epoch {result.epochs_run}"] if result.stopped_early else []))
+    (out_dir / SUMMARY_FILE).write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
+    return summary
 
 
-def embed_sampled(model: Any, source: SampledSource) -> tuple[list[str], np.ndarray, list[str]]:
-    """``(user ids, personas, users no sample reached)`` with the model's stored attention."""
-    from .train import embed_batches
+def save_sampled_model(out_dir: Path, model: Any, cfg: HDGIConfig, seed: int, result: Any, specs: list[Any]) -> str:
+    """The weights of a sampled run; the inductive arrays of an earlier whole-graph run are
+    removed, since they no longer match the model."""
+    from .persistence import save_model
 
-    ids, z, missing = embed_batches(model, source.batches(None))
-    if not ids:
-        raise DataError("no user was reached by its sample: nothing to embed")
-    return ids, z, missing
+    hparams = training_hparams(cfg, seed, result) | {"sampled": True, "nodes_per_user": cfg.nodes_per_user,
+                                             "restart_probability": cfg.restart_probability}
+    mhash = save_model(out_dir, model, hparams, specs)
+    for name in (ARRAYS_FILE, FEATURES_FILE):
+        (out_dir / name).unlink(missing_ok=True)
+    return persona_version(mhash)

@@ -132,7 +132,7 @@ class MetaPathGraphs:
         return [s.name for s in self.specs]
 
 
-class _Timer:
+class StageTimer:
     """``with timer("stage"):`` adds the block's wall time to ``seconds["stage"]``."""
 
     def __init__(self) -> None:
@@ -157,8 +157,10 @@ def train_personas(store: GraphStore, settings: Settings, *, k: int | None = Non
     seed = settings.seed if seed is None else int(seed)
     apply_torch_threads(settings)
     if cfg.sampled:
+        from .sampled import train_personas_sampled
+
         return train_personas_sampled(store, settings, cfg, seed, progress)
-    timer = _Timer()
+    timer = StageTimer()
     with timer("stream"):
         arrays = stream_arrays(store, settings, progress)
     with timer("metapaths"):
@@ -188,66 +190,6 @@ def train_personas(store: GraphStore, settings: Settings, *, k: int | None = Non
     )
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
     return summary
-
-
-def train_personas_sampled(store: GraphStore, settings: Settings, cfg: HDGIConfig, seed: int,
-                           progress: ProgressReporter) -> PersonaSummary:
-    """:func:`train_personas` on server-side samples (:mod:`kgrec.personas.sampled`, whose doc
-    says what this mode leaves out): model and ``User.persona`` are written, groups are not."""
-    from kgrec.kg.store import SAMPLES_NEED
-
-    from .hdgi import HDGI
-    from .sampled import SampledSource, SampleSettings, embed_sampled, train_sampled
-
-    if not store.samples:
-        raise ConfigError(SAMPLES_NEED)
-    timer = _Timer()
-    specs = parse_metapaths(cfg.metapaths, max_neighbors=cfg.max_neighbors)
-    user_ids = store.stream_nodes("User").ids
-    source = SampledSource(store, user_ids, specs, SampleSettings(int(cfg.batch_size or 0), cfg.nodes_per_user,
-                                                                  cfg.restart_probability), seed)
-    dims = store.run("item_emb_dim", read_only=True)
-    if not dims:
-        raise DataError(f"{store.uri} has no item embeddings; rebuild with embeddings on")
-    emb_dim = int(dims[0]["dim"])
-    model = HDGI(emb_dim, cfg.hidden, len(specs), encoder=cfg.encoder, var_weight=cfg.var_weight,
-                 cov_weight=cfg.cov_weight, reg_normalize=cfg.reg_normalize)
-    with timer("train"), progress.stage(f"train HDGI-{cfg.encoder} on GDS samples", total=cfg.epochs) as advance:
-        result = train_sampled(model, source, epochs=cfg.epochs, lr=cfg.lr, patience=cfg.patience, seed=seed,
-                               device=cfg.device, on_epoch=lambda _e, loss: advance(1, info=f"loss {loss:.4f}"))
-    with timer("embed"), progress.stage("embed personas on GDS samples") as advance:
-        ids, z, missing = embed_sampled(model, source)
-        advance(1)
-    with timer("write"):
-        out_dir = model_dir(settings)
-        version = save_sampled_model(out_dir, model, cfg, seed, result, specs)
-        centre = save_centre(out_dir, z, version)
-        write_personas(store, ids, (z - centre).astype(np.float32), version, progress)
-    names = [s.name for s in specs]
-    summary = PersonaSummary(
-        version=version, n_users=len(ids), dim=int(z.shape[1]), encoder=cfg.encoder, metapaths=names, dropped={},
-        attention={n: round(float(a), 4) for n, a in zip(names, model.attention.tolist(), strict=True)},
-        losses=[float(v) for v in result.losses], best_epoch=result.best_epoch, seconds=timer.seconds, groups=[],
-        model_dir=str(out_dir), geometry=geometry(z),
-        notes=[(f"trained on GDS samples of {cfg.batch_size} users (largest sample: {source.max_sample_users} "
-                "users); no persona groups and no inductive arrays in this mode")]
-        + ([f"{len(missing)} users not reached by their sample got their batch's mean persona"] if missing else [])
-        + ([f"stopped early at epoch {result.epochs_run}"] if result.stopped_early else []))
-    (out_dir / SUMMARY_FILE).write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
-    return summary
-
-
-def save_sampled_model(out_dir: Path, model: Any, cfg: HDGIConfig, seed: int, result: Any, specs: list[Any]) -> str:
-    """The weights of a sampled run; the inductive arrays of an earlier whole-graph run are
-    removed, since they no longer match the model."""
-    from .persistence import save_model
-
-    hparams = _hparams(cfg, seed, result) | {"sampled": True, "nodes_per_user": cfg.nodes_per_user,
-                                             "restart_probability": cfg.restart_probability}
-    mhash = save_model(out_dir, model, hparams, specs)
-    for name in (ARRAYS_FILE, FEATURES_FILE):
-        (out_dir / name).unlink(missing_ok=True)
-    return f"{mhash}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
 
 
 def stream_arrays(store: GraphStore, settings: Settings, progress: ProgressReporter) -> GraphArrays:
@@ -316,14 +258,19 @@ def save_artefacts(out_dir: Path, model: Any, cfg: HDGIConfig, seed: int, result
     persona version (model hash + time)."""
     from .persistence import save_model
 
-    hparams = _hparams(cfg, seed, result) | {"cf_dim": int(featurizer.item_factors.shape[1])}
+    hparams = training_hparams(cfg, seed, result) | {"cf_dim": int(featurizer.item_factors.shape[1])}
     mhash = save_model(out_dir, model, hparams, paths.specs)
     arrays.save(out_dir / ARRAYS_FILE)
     featurizer.save(out_dir / FEATURES_FILE)
-    return f"{mhash}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+    return persona_version(mhash)
 
 
-def _hparams(cfg: HDGIConfig, seed: int, result: Any) -> dict[str, Any]:
+def persona_version(model_hash: str) -> str:
+    """A persona version: the model hash and the time it was saved."""
+    return f"{model_hash}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+
+
+def training_hparams(cfg: HDGIConfig, seed: int, result: Any) -> dict[str, Any]:
     return {"epochs": cfg.epochs, "lr": cfg.lr, "patience": cfg.patience, "batch_size": cfg.batch_size,
             "max_neighbors": cfg.max_neighbors, "seed": seed, "best_epoch": result.best_epoch,
             "features": str(cfg.features)}
