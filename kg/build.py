@@ -171,10 +171,7 @@ def write_merged(store: GraphStore, ds: Any, split: Any, progress: ProgressRepor
     store.ensure_schema()
     timings["schema"] = time.perf_counter() - t
     present = store.counts()["relationships"]
-    written = write_graph(store, split, progress, timings, fresh={t for t in DISTINCT_ROWS if not present.get(t)})
-    known = {str(i) for i in split.items["item"]}
-    skipped = write_item_graph(store, ds.graph, known, progress, written) if ds.graph is not None else {}
-    return written, skipped
+    return write_rows(store, ds, split, progress, timings, fresh={t for t in DISTINCT_ROWS if not present.get(t)})
 
 
 def write_bulk(store: GraphStore, server: Any, ds: Any, split: Any, progress: ProgressReporter,
@@ -184,9 +181,7 @@ def write_bulk(store: GraphStore, server: Any, ds: Any, split: Any, progress: Pr
     from kgrec.kg import bulk_import
 
     with bulk_import.ImportWriter(bulk_import.import_dir(server)) as writer:
-        written = write_graph(writer, split, progress, timings)
-        known = {str(i) for i in split.items["item"]}
-        skipped = write_item_graph(writer, ds.graph, known, progress, written) if ds.graph is not None else {}
+        written, skipped = write_rows(writer, ds, split, progress, timings)
     for rel_type, n in sorted(writer.dangling.items()):
         progress.note(f"{n:,} {rel_type} rows name a node that is not in the graph: left out, as MERGE does")
     t = time.perf_counter()
@@ -197,6 +192,16 @@ def write_bulk(store: GraphStore, server: Any, ds: Any, split: Any, progress: Pr
     t = time.perf_counter()
     store.ensure_schema()
     timings["schema"] = time.perf_counter() - t
+    return written, skipped
+
+
+def write_rows(sink: RowSink, ds: Any, split: Any, progress: ProgressReporter, timings: dict[str, float], *,
+               fresh: set[str] | frozenset[str] = frozenset()) -> tuple[dict[str, int], dict[str, int]]:
+    """Every row of the build into ``sink``: the training graph, then the data set's own KG;
+    (written per label/type, data set KG relations left out)."""
+    written = write_graph(sink, split, progress, timings, fresh=fresh)
+    known = {str(i) for i in split.items["item"]}
+    skipped = write_item_graph(sink, ds.graph, known, progress, written) if ds.graph is not None else {}
     return written, skipped
 
 
